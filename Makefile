@@ -1,0 +1,34 @@
+# Two entry points, both from a fresh clone: `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CORES  ?= 2
+
+.PHONY: run test install install-test lint dag
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# torch first, on its own: the pinned CPU build (a plain resolve may pick a CUDA build).
+install: $(BIN)/activate
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e .
+
+install-test: $(BIN)/activate
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	bash .ci/install-label-studio.sh
+
+run: install
+	PATH=$(abspath $(BIN)):$$PATH snakemake --cores $(CORES)
+
+test: install-test
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/ruff check .
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -m "not gpu" -p no:cacheprovider
+
+lint:
+	$(BIN)/ruff check .
+
+dag:
+	PATH=$(abspath $(BIN)):$$PATH snakemake --dag | dot -Tsvg > docs/dag.svg

@@ -1,0 +1,200 @@
+"""The whole pipeline as one DAG: export -> prepare -> pretrain -> train -> evaluate -> report.
+
+params.yaml is the configfile: `--config key=value` and `--configfile overlay.yaml` override
+it. Rules are thin: each calls one stage of the `pipeline` package. Paths, the params each
+stage depends on and its source files come from pipeline/workflow.py, which dvc.yaml is
+generated from too (`python -m pipeline dvc-yaml`).
+"""
+
+import os
+
+from pipeline import config as params
+from pipeline import workflow as wf
+
+
+configfile: "params.yaml"
+
+
+# An overlay sets an entry to null to drop a default one (e.g. the default datasets).
+_merged = params.drop_nulls(config)
+config.clear()
+config.update(_merged)
+params.validate(config, "params.yaml with overrides")
+if config != params.drop_nulls(params.read_yaml(params.PARAMS_FILE)):
+    os.environ[params.ENV_VAR] = str(params.write_resolved(config))
+else:
+    os.environ.pop(params.ENV_VAR, None)
+
+SEEDS = config["seeds"]
+DATASETS = list(config.get("clustering", {}).get("datasets", {}))
+CLUSTERING_MODELS = config.get("clustering", {}).get("models", [])
+CORPORA = list(config.get("tagging", {}).get("corpora", {}))
+TAGGING_MODELS = config.get("tagging", {}).get("models", [])
+PY = "python -m pipeline"
+
+
+def outputs(kind):
+    """A stage's output files, as wildcard patterns; suffix-less names are directories."""
+    names = {"name", "group", "key", "file", "dataset", "corpus", "model", "seed"}
+    files = wf.files(kind, **{n: "{" + n + "}" for n in names})
+    return [f if "." in os.path.basename(f) else directory(f) for f in files]
+
+
+def stage_params(stage):
+    return lambda w: wf.param_values(stage, config, **dict(w.items()))
+
+
+wildcard_constraints:
+    seed=r"\d+",
+    dataset=r"[A-Za-z0-9_\-]+",
+    corpus=r"[A-Za-z0-9_\-]+",
+    model=r"[A-Za-z0-9_\-]+",
+    name=r"[A-Za-z0-9_\-]+",
+
+
+rule all:
+    input:
+        expand(wf.PATHS["report"] + "/{file}", file=wf.FILES["report"]),
+
+
+onstart:
+    shell(f"{PY} init-tracking && {PY} reap-runs")
+
+
+onsuccess:
+    # DVC's view of the same stages: record hashes in dvc.lock and cache the outputs.
+    if params.ENV_VAR not in os.environ:
+        shell("dvc commit --force --quiet")
+    else:
+        print("overlay configuration: dvc.lock describes params.yaml only; not committed")
+
+
+onerror:
+    shell(f"{PY} reap-runs")
+
+
+rule export:
+    input:
+        lambda w: [config["annotation"]["exports"][w.name]["snapshot"], *wf.code("export")],
+    output:
+        wf.PATHS["export"],
+    params:
+        stage_params("export"),
+    shell:
+        f"{PY} export --name {{wildcards.name}}"
+
+
+rule fetch:
+    input:
+        wf.code("fetch"),
+    output:
+        wf.PATHS["raw"],
+    params:
+        stage_params("fetch"),
+    shell:
+        f"{PY} fetch --group {{wildcards.group}} --name {{wildcards.name}} --key {{wildcards.key}}"
+
+
+rule prepare_clustering:
+    input:
+        lambda w: [*wf.dataset_files(config, w.dataset), *wf.code("prepare_clustering")],
+    output:
+        outputs("prepared_clustering"),
+    params:
+        stage_params("prepare_clustering"),
+    shell:
+        f"{PY} prepare-clustering --dataset {{wildcards.dataset}}"
+
+
+rule prepare_tagging:
+    input:
+        lambda w: [*wf.corpus_files(config, w.corpus), *wf.code("prepare_tagging")],
+    output:
+        outputs("prepared_tagging"),
+    params:
+        stage_params("prepare_tagging"),
+    shell:
+        f"{PY} prepare-tagging --corpus {{wildcards.corpus}}"
+
+
+rule pretrain_autoencoder:
+    input:
+        wf.files("prepared_clustering", dataset="{dataset}"),
+        wf.code("pretrain"),
+    output:
+        outputs("autoencoder"),
+    params:
+        stage_params("pretrain"),
+    shell:
+        f"{PY} pretrain --dataset {{wildcards.dataset}} --seed {{wildcards.seed}}"
+
+
+rule train_clustering:
+    input:
+        wf.files("prepared_clustering", dataset="{dataset}"),
+        lambda w: wf.files("autoencoder", dataset=w.dataset, seed=w.seed)
+        if w.model in wf.USES_AUTOENCODER else [],
+        wf.code("train_clustering"),
+    output:
+        outputs("clustering_model"),
+    params:
+        stage_params("train_clustering"),
+    shell:
+        f"{PY} train-clustering --dataset {{wildcards.dataset}} --model {{wildcards.model}}"
+        " --seed {wildcards.seed}"
+
+
+rule evaluate_clustering:
+    input:
+        wf.files("prepared_clustering", dataset="{dataset}"),
+        wf.files("clustering_model", dataset="{dataset}", model="{model}", seed="{seed}"),
+        wf.code("evaluate_clustering"),
+    output:
+        outputs("clustering_result"),
+    params:
+        stage_params("evaluate_clustering"),
+    shell:
+        f"{PY} evaluate-clustering --dataset {{wildcards.dataset}} --model {{wildcards.model}}"
+        " --seed {wildcards.seed}"
+
+
+rule train_tagger:
+    input:
+        wf.files("prepared_tagging", corpus="{corpus}"),
+        wf.code("train_tagger"),
+    output:
+        outputs("tagger"),
+    params:
+        stage_params("train_tagger"),
+    shell:
+        f"{PY} train-tagger --corpus {{wildcards.corpus}} --model {{wildcards.model}}"
+        " --seed {wildcards.seed}"
+
+
+rule evaluate_tagger:
+    input:
+        wf.files("prepared_tagging", corpus="{corpus}"),
+        wf.files("tagger", corpus="{corpus}", model="{model}", seed="{seed}"),
+        wf.code("evaluate_tagger"),
+    output:
+        outputs("tagging_result"),
+    params:
+        stage_params("evaluate_tagger"),
+    shell:
+        f"{PY} evaluate-tagger --corpus {{wildcards.corpus}} --model {{wildcards.model}}"
+        " --seed {wildcards.seed}"
+
+
+rule report:
+    input:
+        expand(wf.PATHS["clustering_result"] + "/metrics.json",
+               dataset=DATASETS, model=CLUSTERING_MODELS, seed=SEEDS),
+        expand(wf.PATHS["tagging_result"] + "/metrics.json",
+               corpus=CORPORA, model=TAGGING_MODELS, seed=SEEDS),
+        wf.code("report"),
+    output:
+        expand(wf.PATHS["report"] + "/{file}", file=wf.FILES["report"]),
+    params:
+        stage_params("report"),
+    shell:
+        f"{PY} report"

@@ -1,0 +1,91 @@
+"""``python -m pipeline <stage>``: one entry point per stage, shared by Snakefile and dvc.yaml."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def stage(name: str, help: str, *args: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help)
+        for arg in args:
+            sp.add_argument(f"--{arg}", required=True, type=int if arg == "seed" else str)
+        return sp
+
+    stage("export", "Label Studio export (server or committed snapshot) -> data/annotations",
+          "name")
+    stage("fetch", "download a url: data file into data/raw and verify its sha256",
+          "group", "name", "key")
+    stage("prepare-clustering", "dataset -> data/prepared/clustering", "dataset")
+    stage("prepare-tagging", "corpus -> data/prepared/tagging (train/dev/test)", "corpus")
+    stage("pretrain", "pretrain the shared autoencoder", "dataset", "seed")
+    stage("train-clustering", "fit one clustering method", "dataset", "model", "seed")
+    stage("evaluate-clustering", "ACC/NMI/ARI and figures", "dataset", "model", "seed")
+    stage("train-tagger", "train one tagger variant", "corpus", "model", "seed")
+    stage("evaluate-tagger", "accuracy, entity P/R/F1, predictions", "corpus", "model", "seed")
+    stage("report", "results across seeds -> reports/")
+    sub.add_parser("init-tracking", help="create the MLflow store and experiments")
+    sub.add_parser("reap-runs", help="mark runs of killed jobs FAILED")
+    dvc = sub.add_parser("dvc-yaml", help="write dvc.yaml from the Snakemake DAG")
+    dvc.add_argument("--check", action="store_true",
+                     help="exit 1 if dvc.yaml differs from the DAG instead of writing it")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    cmd = args.command
+    if cmd == "export":
+        from pipeline.stages import export
+
+        export.run(args.name)
+    elif cmd == "fetch":
+        from pipeline.stages import fetch
+
+        fetch.run(args.group, args.name, args.key)
+    elif cmd.startswith("prepare-"):
+        from pipeline.stages import prepare
+
+        if cmd == "prepare-clustering":
+            prepare.clustering(args.dataset)
+        else:
+            prepare.tagging(args.corpus)
+    elif cmd in ("pretrain", "train-clustering", "evaluate-clustering"):
+        from pipeline.stages import clustering
+
+        if cmd == "pretrain":
+            clustering.pretrain(args.dataset, args.seed)
+        elif cmd == "train-clustering":
+            clustering.train(args.dataset, args.model, args.seed)
+        else:
+            clustering.evaluate(args.dataset, args.model, args.seed)
+    elif cmd in ("train-tagger", "evaluate-tagger"):
+        from pipeline.stages import tagging
+
+        if cmd == "train-tagger":
+            tagging.train(args.corpus, args.model, args.seed)
+        else:
+            tagging.evaluate(args.corpus, args.model, args.seed)
+    elif cmd == "report":
+        from pipeline import report
+
+        report.run()
+    elif cmd == "init-tracking":
+        from pipeline import tracking
+
+        tracking.init_store()
+    elif cmd == "reap-runs":
+        from pipeline import tracking
+
+        reaped = tracking.reap_orphans()
+        if reaped:
+            print(f"marked {reaped} run(s) of killed jobs FAILED", file=sys.stderr)
+    elif cmd == "dvc-yaml":
+        from pipeline import dvcgen
+
+        return dvcgen.main(check=args.check)
+    return 0

@@ -1,0 +1,106 @@
+"""One place for randomness and determinism: every job seeds through here.
+
+Same seed, same code, same data, same hardware must give byte-identical weights,
+predictions and metrics, so this module also switches on PyTorch's deterministic
+algorithms and records the environment a result was produced in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import random
+from importlib import metadata
+
+import numpy as np
+
+# Must be set before CUDA initialises; harmless on CPU.
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+import torch  # noqa: E402
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and CUDA); return a generator for data order."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+    torch.use_deterministic_algorithms(True)  # fails loudly on an op with no deterministic kernel
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+def numpy_rng(seed: int, *stream: int | str) -> np.random.Generator:
+    """An independent NumPy generator for one purpose (e.g. ``numpy_rng(seed, "split")``)."""
+    words = [seed] + [int(hashlib.sha256(str(s).encode()).hexdigest()[:8], 16) for s in stream]
+    return np.random.default_rng(words)
+
+
+def select_device(preference: str = "auto") -> torch.device:
+    """'auto' takes CUDA when present, else the CPU."""
+    if preference == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(preference)
+
+
+def determinism_flags() -> dict[str, str]:
+    return {
+        "torch.use_deterministic_algorithms": str(torch.are_deterministic_algorithms_enabled()),
+        "cudnn.deterministic": str(torch.backends.cudnn.deterministic),
+        "cudnn.benchmark": str(torch.backends.cudnn.benchmark),
+        "CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG", ""),
+        "torch.num_threads": str(torch.get_num_threads()),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _installed_packages_sha256() -> str:
+    """Hash of every installed distribution and version: ``pip freeze`` without the subprocess."""
+    dists = sorted({f"{d.metadata['Name']}=={d.version}".lower() for d in metadata.distributions()})
+    return hashlib.sha256("\n".join(dists).encode()).hexdigest()
+
+
+LIBRARIES = ("torch", "numpy", "scipy", "scikit-learn", "pandas", "seqeval", "mlflow", "dvc",
+             "snakemake", "label-studio-sdk")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+def fingerprint(device: torch.device) -> dict[str, str]:
+    """The environment a result depends on; two runs compare equal only on equal hardware."""
+    fp = {
+        "python": platform.python_version(),
+        "os": platform.platform(),
+        "cpu": _cpu_model(),
+        "pip_freeze_sha256": _installed_packages_sha256(),
+        "torch": torch.__version__,
+        "cuda": str(torch.version.cuda),
+        "cudnn": str(torch.backends.cudnn.version()),
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else "none",
+    }
+    fp.update({f"lib.{k}": v for k, v in library_versions().items()})
+    return fp

@@ -1,0 +1,193 @@
+"""MLflow: one run per job, with everything an auditor needs to re-run it.
+
+The embedded default store is ``sqlite:///mlflow.db`` with artifacts in ``mlartifacts/``
+beside it (both in the repository, git-ignored); ``MLFLOW_TRACKING_URI`` points elsewhere. A job
+that raises, or is stopped by SIGTERM/SIGINT, ends its run FAILED; a job killed outright
+(SIGKILL, a lost node) is marked FAILED by ``reap_orphans`` at the next workflow start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+DEFAULT_URI = "sqlite:///mlflow.db"
+ARTIFACT_ROOT = "mlartifacts"
+EXPERIMENTS = ("clustering", "tagging", "annotation")
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_URI)
+
+
+def _mlflow():
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    return mlflow
+
+
+def experiment_id(name: str) -> str:
+    """Get or create an experiment; artifacts of the embedded store stay in the repo."""
+    mlflow = _mlflow()
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = None
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):  # a local store keeps its artifacts beside the database
+        location = (Path(uri.removeprefix("sqlite:///")).parent / ARTIFACT_ROOT / name
+                    ).resolve().as_uri()
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except Exception:  # created meanwhile by a parallel job
+        exp = mlflow.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def init_store() -> None:
+    """Create the store and experiments once, before parallel jobs race to do it."""
+    for name in EXPERIMENTS:
+        experiment_id(name)
+
+
+def git_state() -> dict[str, str]:
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    commit = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "mlflow.source.git.commit": commit or "unknown",
+        "git.dirty": "unknown" if not commit else str(bool(dirty)),
+    }
+
+
+def file_hashes(path: str | os.PathLike) -> dict[str, str]:
+    """sha256 and md5 (DVC's file hash) of a file, or of every file in a directory."""
+    path = Path(path)
+    targets = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    sha, md5 = hashlib.sha256(), hashlib.md5()
+    for target in targets:
+        if path.is_dir():
+            sha.update(str(target.relative_to(path)).encode())
+            md5.update(str(target.relative_to(path)).encode())
+        with open(target, "rb") as f:
+            while block := f.read(1 << 20):
+                sha.update(block)
+                md5.update(block)
+    return {"sha256": sha.hexdigest(), "md5": md5.hexdigest()}
+
+
+class _Terminated(Exception):
+    """Raised inside a job on SIGTERM so its run is closed as FAILED."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated(f"stopped by signal {signum}")
+
+
+class JobRun:
+    """The active MLflow run of one job."""
+
+    def __init__(self, mlflow: Any, run: Any) -> None:
+        self._mlflow = mlflow
+        self.run_id: str = run.info.run_id
+        self.experiment_id: str = run.info.experiment_id
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        self._mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+    def log_artifact(self, path: str | os.PathLike, directory: str | None = None) -> None:
+        self._mlflow.log_artifact(str(path), artifact_path=directory)
+
+    def log_text(self, text: str, file: str) -> None:
+        self._mlflow.log_text(text, file)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        self._mlflow.set_tags(dict(tags))
+
+
+@contextmanager
+def job_run(
+    experiment: str,
+    name: str,
+    stage: str,
+    params: Mapping[str, str],
+    seed: int | None,
+    inputs: list[str],
+    cfg: Mapping[str, Any],
+    device: str,
+    extra_tags: Mapping[str, str] | None = None,
+) -> Iterator[JobRun]:
+    """One MLflow run around one job: params, seed, code and data versions, environment."""
+    from pipeline.seeding import determinism_flags, fingerprint
+
+    mlflow = _mlflow()
+    tags = {"stage": stage, "job": name, "pid": str(os.getpid()), "host": socket.gethostname()}
+    tags.update(git_state())
+    tags.update({f"env.{k}": v for k, v in fingerprint(device_from(device)).items()})
+    tags.update({f"determinism.{k}": v for k, v in determinism_flags().items()})
+    for item in inputs:
+        for algo, digest in file_hashes(item).items():
+            tags[f"input.{item}.{algo}"] = digest
+    if seed is not None:
+        tags["seed"] = str(seed)
+    tags.update(extra_tags or {})
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        with mlflow.start_run(experiment_id=experiment_id(experiment), run_name=name,
+                              tags=tags) as run:
+            logged = dict(params)
+            if seed is not None:
+                logged["seed"] = str(seed)
+            mlflow.log_params(logged)
+            mlflow.log_text(json.dumps(dict(cfg), indent=2, sort_keys=True, default=str),
+                            "config/resolved.json")
+            yield JobRun(mlflow, run)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def device_from(device: str):
+    import torch
+
+    return torch.device(device)
+
+
+def reap_orphans() -> int:
+    """Mark FAILED the RUNNING runs whose process on this host is gone (killed outright)."""
+    mlflow = _mlflow()
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    ids = [e.experiment_id for e in client.search_experiments()]
+    if not ids:
+        return 0
+    reaped = 0
+    for run in client.search_runs(ids, "attributes.status = 'RUNNING'", max_results=5000):
+        pid, host = run.data.tags.get("pid"), run.data.tags.get("host")
+        if host != socket.gethostname() or not pid:
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # still alive
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        client.set_terminated(run.info.run_id, status="FAILED")
+        reaped += 1
+    del mlflow
+    return reaped

@@ -1,0 +1,107 @@
+"""MLflow runs: what a job logs, and that no failed or killed job stays RUNNING."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipeline import tracking
+from pipeline.tracking import job_run
+
+CFG = {"seeds": [3], "device": "cpu"}
+
+
+def runs(experiment="clustering"):
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id]) if exp else []
+
+
+def test_a_run_logs_params_seed_versions_and_input_hashes(tmp_path):
+    data = tmp_path / "x.bin"
+    data.write_bytes(b"abc")
+    with job_run("clustering", "j", "pretrain", {"clustering.autoencoder.lr": "0.1"}, 3,
+                 [str(data)], CFG, "cpu") as run:
+        run.log_metrics({"loss": 1.5}, step=0)
+        run.log_metrics({"loss": 0.5}, step=1)
+    (r,) = runs()
+    assert r.info.status == "FINISHED"
+    assert r.data.params == {"clustering.autoencoder.lr": "0.1", "seed": "3"}
+    tags = r.data.tags
+    assert tags["seed"] == "3" and tags["stage"] == "pretrain"
+    assert tags[f"input.{data}.sha256"] == \
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert tags[f"input.{data}.md5"] == "900150983cd24fb0d6963f7d28e17f72"
+    assert "mlflow.source.git.commit" in tags and "git.dirty" in tags
+    assert tags["env.torch"].startswith("2.13.0")
+    assert tags["determinism.torch.use_deterministic_algorithms"] in ("True", "False")
+    history = MlflowClient().get_metric_history(r.info.run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(0, 1.5), (1, 0.5)]
+    assert "config/resolved.json" in [a.path for a in
+                                      MlflowClient().list_artifacts(r.info.run_id, "config")]
+
+
+def test_a_job_that_raises_ends_failed():
+    with pytest.raises(RuntimeError):
+        with job_run("clustering", "j", "pretrain", {}, 0, [], CFG, "cpu"):
+            raise RuntimeError("corrupt input")
+    (r,) = runs()
+    assert r.info.status == "FAILED"
+
+
+JOB = """
+import sys, time
+from pipeline.tracking import job_run
+with job_run("tagging", "slow", "train_tagger", {}, 0, [], {}, "cpu"):
+    print("started", flush=True)
+    time.sleep(60)
+"""
+
+
+def start_job():
+    proc = subprocess.Popen([sys.executable, "-c", JOB], stdout=subprocess.PIPE, text=True,
+                            env=os.environ.copy())
+    assert proc.stdout.readline().strip() == "started"
+    return proc
+
+
+def test_sigterm_marks_the_run_failed():
+    proc = start_job()
+    assert runs("tagging")[0].info.status == "RUNNING"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert proc.returncode != 0
+    assert runs("tagging")[0].info.status == "FAILED"
+
+
+def test_a_killed_job_is_reaped_as_failed():
+    proc = start_job()
+    proc.kill()  # SIGKILL: the job cannot close its own run
+    proc.wait(timeout=30)
+    time.sleep(0.1)
+    assert runs("tagging")[0].info.status == "RUNNING"
+    assert tracking.reap_orphans() == 1
+    assert runs("tagging")[0].info.status == "FAILED"
+    assert tracking.reap_orphans() == 0
+
+
+def test_a_live_job_is_not_reaped():
+    proc = start_job()
+    try:
+        assert tracking.reap_orphans() == 0
+        assert runs("tagging")[0].info.status == "RUNNING"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_artifacts_of_a_local_store_stay_beside_it(isolated_mlflow):
+    tracking.init_store()
+    exp = mlflow.get_experiment_by_name("clustering")
+    db_dir = isolated_mlflow.removeprefix("sqlite:///").rsplit("/", 1)[0]
+    assert exp.artifact_location.startswith(f"file://{db_dir}/mlartifacts/")
