@@ -30,6 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     stage("report", "results across seeds -> reports/")
     sub.add_parser("init-tracking", help="create the MLflow store and experiments")
     sub.add_parser("reap-runs", help="mark runs of killed jobs FAILED")
+    rep = sub.add_parser("replicate", help="re-run recorded MLflow runs and compare outputs")
+    rep.add_argument("run_ids", nargs="*", help="MLflow run ids")
+    rep.add_argument("--all", action="store_true", help="every run behind reports/results.md")
+    rep.add_argument("--allow-code-mismatch", action="store_true",
+                     help="go on when the checkout is not the recorded commit")
+    rep.add_argument("--keep", action="store_true", help="keep the scratch directory")
     dvc = sub.add_parser("dvc-yaml", help="write dvc.yaml from the Snakemake DAG")
     dvc.add_argument("--check", action="store_true",
                      help="exit 1 if dvc.yaml differs from the DAG instead of writing it")
@@ -84,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         reaped = tracking.reap_orphans()
         if reaped:
             print(f"marked {reaped} run(s) of killed jobs FAILED", file=sys.stderr)
+    elif cmd == "replicate":
+        from pipeline import replicate
+
+        return replicate.main(args.run_ids, args.all, args.allow_code_mismatch, args.keep)
     elif cmd == "dvc-yaml":
         from pipeline import dvcgen
 

@@ -52,12 +52,22 @@ def deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str,
     return merged
 
 
-def drop_nulls(cfg: Any) -> Any:
-    """Remove mapping entries set to null: an overlay's way of deleting a default entry."""
-    if isinstance(cfg, Mapping):
-        return {k: drop_nulls(v) for k, v in cfg.items() if v is not None}
-    if isinstance(cfg, list):
-        return [drop_nulls(v) for v in cfg]
+# Named collections whose entries an overlay may remove by setting them to null.
+COLLECTIONS = ("clustering.datasets", "clustering.methods", "tagging.corpora",
+               "tagging.variants", "annotation.exports")
+
+
+def drop_nulls(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Remove collection entries set to null: an overlay's way of deleting a default entry.
+
+    Elsewhere null is an ordinary value (e.g. ``embeddings: null``) and stays.
+    """
+    cfg = copy.deepcopy(dict(cfg))
+    for dotted in COLLECTIONS:
+        parent, _, leaf = dotted.rpartition(".")
+        node = cfg.get(parent)
+        if isinstance(node, dict) and isinstance(node.get(leaf), dict):
+            node[leaf] = {k: v for k, v in node[leaf].items() if v is not None}
     return cfg
 
 

@@ -17,7 +17,7 @@ import yaml
 from pipeline import workflow
 
 HEADER = ("# Generated from the Snakefile by `python -m pipeline dvc-yaml`; do not edit.\n"
-          "# Stage <rule>@<wildcards>: same command, deps, params and outs as the Snakemake job.\n")
+          "# Stage <rule>--<wildcards>: the Snakemake job's command, deps, params and outs.\n")
 
 STAGE_OF_RULE = {
     "export": "export", "fetch": "fetch", "prepare_clustering": "prepare_clustering",
@@ -52,8 +52,7 @@ def snakemake_jobs(snakefile: str = "Snakefile") -> list[Any]:
 
 def stage_name(job: Any) -> str:
     wildcards = dict(job.wildcards_dict)
-    return job.rule.name + (("@" + "-".join(f"{wildcards[k]}" for k in sorted(wildcards)))
-                            if wildcards else "")
+    return "--".join([job.rule.name, *(str(wildcards[k]) for k in sorted(wildcards))])
 
 
 def stages(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -135,7 +137,8 @@ def job_run(
     from pipeline.seeding import determinism_flags, fingerprint
 
     mlflow = _mlflow()
-    tags = {"stage": stage, "job": name, "pid": str(os.getpid()), "host": socket.gethostname()}
+    tags = {"stage": stage, "job": name, "pid": str(os.getpid()), "host": socket.gethostname(),
+            "command": job_command()}
     tags.update(git_state())
     tags.update({f"env.{k}": v for k, v in fingerprint(device_from(device)).items()})
     tags.update({f"determinism.{k}": v for k, v in determinism_flags().items()})
@@ -158,6 +161,11 @@ def job_run(
             yield JobRun(mlflow, run)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def job_command() -> str:
+    """The command line that re-runs this job (what ``replicate`` executes)."""
+    return shlex.join(["python", "-m", "pipeline", *sys.argv[1:]])
 
 
 def device_from(device: str):

@@ -46,7 +46,8 @@ def pretrain(dataset: str, seed: int) -> None:
 def train(dataset: str, model: str, seed: int) -> None:
     import torch
 
-    from pipeline.train.clustering import build_autoencoder, fit_clustering
+    from pipeline.models.autoencoder import Autoencoder
+    from pipeline.train.clustering import fit_clustering
 
     cfg = load_config()
     device = select_device(cfg["device"])
@@ -64,7 +65,7 @@ def train(dataset: str, model: str, seed: int) -> None:
         seed_everything(seed)
         x, y, manifest = _prepared(dataset)
         if model in workflow.USES_AUTOENCODER:
-            autoencoder = build_autoencoder(x.shape[1], cfg["clustering"]["autoencoder"])
+            autoencoder = Autoencoder(x.shape[1], cfg["clustering"]["autoencoder"])
             autoencoder.load_state_dict(torch.load(f"{ae_dir}/weights.pt", weights_only=True))
         result = fit_clustering(model, x, y, manifest["n_clusters"], autoencoder,
                                 cfg["clustering"]["methods"][model], seed, device,

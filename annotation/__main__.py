@@ -1,0 +1,5 @@
+"""``python -m annotation``: see ``annotation.cli``."""
+
+from annotation.cli import main
+
+raise SystemExit(main())

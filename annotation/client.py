@@ -1,0 +1,195 @@
+"""label-studio-sdk calls with bounded retries and errors an annotator can act on.
+
+The SDK's own retries are off (``max_retries=0``): every call goes through ``call``, which
+retries transport errors (httpx errors are not wrapped in ``ApiError``) and 5xx answers
+``server["retries"]`` times, then raises ``LabelStudioError``. Messages name the server
+and the operation, never the API key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
+
+from annotation.snapshot import write_snapshot
+
+T = TypeVar("T")
+# Users and predictions in full: the annotator's email is what agreement and adjudication
+# report, and pre-annotations should survive an export/import round trip.
+SERIALIZATION = {"annotations__completed_by": {"only_id": False},
+                 "predictions": {"only_id": False}, "drafts": {"only_id": True}}
+VOLATILE_PREDICTION_KEYS = ("created_ago",)  # "3 minutes": changes with the clock
+
+
+class LabelStudioError(RuntimeError):
+    """A Label Studio call that failed for good; safe to print."""
+
+
+def describe(exc: BaseException) -> str:
+    """What went wrong, in words; ApiError bodies are kept short and key-free."""
+    if isinstance(exc, ApiError):
+        if exc.status_code == 401:
+            return ("401 unauthorized: the API key was rejected (check LABEL_STUDIO_API_KEY; the "
+                    "server must have LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true)")
+        body = exc.body if isinstance(exc.body, Mapping) else {}
+        detail = body.get("validation_errors") or body.get("detail") or str(exc.body)[:200]
+        return f"HTTP {exc.status_code}: {detail}"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out ({type(exc).__name__})"
+    if isinstance(exc, httpx.ConnectError):
+        return "cannot connect (is the server running? see `python -m annotation serve`)"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def retryable(exc: BaseException) -> bool:
+    if isinstance(exc, ApiError):
+        return exc.status_code is not None and exc.status_code >= 500
+    return isinstance(exc, httpx.TransportError)
+
+
+def call(what: str, url: str, server: Mapping[str, Any], fn: Callable[..., T],
+         *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)``, retried ``server["retries"]`` times on transport errors and 5xx."""
+    attempts = int(server["retries"]) + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn(*args, **kwargs)
+        except (ApiError, httpx.HTTPError) as exc:
+            if not retryable(exc) or attempt == attempts:
+                tries = f" after {attempt} attempts" if attempt > 1 else ""
+                raise LabelStudioError(
+                    f"Label Studio at {url}: {what} failed{tries}: {describe(exc)}") from None
+            time.sleep(float(server["backoff_s"]) * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
+
+
+def same(current: Any, wanted: Any) -> bool:
+    """Equal as the server keeps it (it strips surrounding whitespace from text fields)."""
+    if isinstance(current, str) and isinstance(wanted, str):
+        return current.strip() == wanted.strip()
+    return current == wanted
+
+
+class Client:
+    """One server, one API key; every method is one logical operation for the CLI."""
+
+    def __init__(self, url: str, api_key: str, server: Mapping[str, Any]):
+        if not url:
+            raise LabelStudioError("no Label Studio URL: set LABEL_STUDIO_URL")
+        if not api_key:
+            raise LabelStudioError("no API key: set LABEL_STUDIO_API_KEY")
+        self.url = url.rstrip("/")
+        self.server = server
+        self.sdk = LabelStudio(base_url=self.url, api_key=api_key,
+                               timeout=float(server["timeout_s"]), max_retries=0)
+
+    def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return call(what, self.url, self.server, fn, *args, **kwargs)
+
+    def find_project(self, title: str) -> Any | None:
+        """The one project with this exact title, or None; two with the title is an error."""
+        found = self.call(f"list projects titled {title!r}",
+                          lambda: [p for p in self.sdk.projects.list(title=title)
+                                   if p.title == title])
+        if len(found) > 1:
+            raise LabelStudioError(f"Label Studio at {self.url}: {len(found)} projects are "
+                                   f"titled {title!r} (ids {[p.id for p in found]}); "
+                                   "rename all but one")
+        return found[0] if found else None
+
+    def project_id(self, title: str) -> int:
+        project = self.find_project(title)
+        if project is None:
+            raise LabelStudioError(f"Label Studio at {self.url}: no project titled {title!r} "
+                                   "(run `python -m annotation setup` first)")
+        return project.id
+
+    def ensure_project(self, title: str, fields: Mapping[str, Any]) -> tuple[int, str]:
+        """Create the project, or update the fields that differ: (id, created|updated|unchanged)."""
+        project = self.find_project(title)
+        if project is None:
+            created = self.call(f"create project {title!r}", self.sdk.projects.create,
+                                title=title, **fields)
+            return created.id, "created"
+        current = self.call(f"read project {title!r}", self.sdk.projects.get, id=project.id)
+        changed = {k: v for k, v in fields.items() if not same(getattr(current, k, None), v)}
+        if changed:
+            self.call(f"update project {title!r}", self.sdk.projects.update, id=project.id,
+                      **changed)
+        return project.id, "updated" if changed else "unchanged"
+
+    def task_texts(self, project_id: int) -> set[str]:
+        """``data.text`` of every task already in the project."""
+        def texts() -> set[str]:
+            tasks = self.sdk.tasks.list(project=project_id, page_size=1000)
+            return {t.data.get("text") for t in tasks if isinstance(t.data, Mapping)}
+        return self.call(f"list tasks of project {project_id}", texts)
+
+    def import_tasks(self, project_id: int, tasks: list[dict[str, Any]], batch: int) -> list[int]:
+        """Import in batches; returns the new task ids."""
+        ids: list[int] = []
+        for start in range(0, len(tasks), batch):
+            chunk = tasks[start:start + batch]
+            answer = self.call(f"import tasks {start + 1}-{start + len(chunk)}",
+                               self.sdk.projects.import_tasks, id=project_id, request=chunk,
+                               return_task_ids=True)
+            ids.extend(answer.task_ids or [])
+        return ids
+
+    def export(self, project_id: int) -> list[Any]:
+        """Every task (annotated or not) as the JSON export has it, users and predictions full."""
+        snap = self.call("create export", self.sdk.projects.exports.create, project_id,
+                         title="annotation export", serialization_options=SERIALIZATION)
+        deadline = time.monotonic() + float(self.server["export_timeout_s"])
+        while snap.status not in ("completed", "failed"):
+            if time.monotonic() > deadline:
+                raise LabelStudioError(f"Label Studio at {self.url}: export {snap.id} not ready "
+                                       f"after {self.server['export_timeout_s']} s")
+            time.sleep(0.5)
+            snap = self.call("poll export", self.sdk.projects.exports.get, project_id,
+                             export_pk=snap.id)
+        if snap.status == "failed":
+            raise LabelStudioError(f"Label Studio at {self.url}: export {snap.id} failed")
+        raw = self.call("download export", lambda: b"".join(self.sdk.projects.exports.download(
+            project_id, export_pk=snap.id, export_type="JSON")))
+        self.call("delete export", self.sdk.projects.exports.delete, project_id,
+                  export_pk=snap.id)
+        try:
+            tasks = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise LabelStudioError(f"Label Studio at {self.url}: export is not JSON: {exc}"
+                                   ) from None
+        if not isinstance(tasks, list):
+            raise LabelStudioError(f"Label Studio at {self.url}: export is not a task list")
+        return [strip_volatile(task) for task in tasks]
+
+
+def strip_volatile(task: Any) -> Any:
+    """Drop fields that change with the clock alone, so equal data exports to equal bytes."""
+    if isinstance(task, dict):
+        for pred in task.get("predictions") or []:
+            if isinstance(pred, dict):
+                for key in VOLATILE_PREDICTION_KEYS:
+                    pred.pop(key, None)
+    return task
+
+
+def export_project(url: str, api_key: str, project_title: str, out_path: str | os.PathLike,
+                   server_settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Export a project into ``out_path`` (+ ``.sha256``); the old file survives any failure.
+
+    Returns ``{"path", "tasks", "sha256"}``.
+    """
+    client = Client(url, api_key, server_settings)
+    tasks = client.export(client.project_id(project_title))
+    digest = write_snapshot(out_path, tasks)
+    return {"path": str(Path(out_path)), "tasks": len(tasks), "sha256": digest}
+

@@ -1,0 +1,52 @@
+"""dvc.yaml and the Snakefile must describe the same stages."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from pipeline import config, dvcgen
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_committed_dvc_yaml_matches_the_snakefile():
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "dvc-yaml", "--check"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_dvc_itself_reads_the_same_stages():
+    """Parse dvc.yaml with DVC's own loader and compare with Snakemake's jobs one by one."""
+    from dvc.repo import Repo
+
+    jobs = {dvcgen.stage_name(j): j for j in dvcgen.snakemake_jobs(str(ROOT / "Snakefile"))}
+    with Repo(str(ROOT)) as repo:
+        stages = {s.name: s for s in repo.index.stages if s.relpath == "dvc.yaml"}
+    assert set(stages) == set(jobs)
+    for name, stage in stages.items():
+        job = jobs[name]
+        assert stage.cmd == job.shellcmd.strip()
+        params = [d for d in stage.deps if d.def_path == "params.yaml"]
+        assert {str(d.def_path) for d in stage.deps} - {"params.yaml"} == \
+            set(map(str, job.input))
+        assert params and set(params[0].params) == set(
+            dvcgen.workflow.param_keys(dvcgen.STAGE_OF_RULE[job.rule.name],
+                                       config.load(ROOT / "params.yaml"),
+                                       **dict(job.wildcards_dict)))
+        assert {str(o.def_path) for o in stage.outs} == set(map(str, job.output))
+
+
+def test_drift_is_detected(tmp_path, monkeypatch):
+    """A Snakefile edit that dvc.yaml does not follow must fail the check."""
+    text = dvcgen.render(config.load(ROOT / "params.yaml"))
+    data = yaml.safe_load(text)
+    name = next(iter(data["stages"]))
+    data["stages"][name]["cmd"] += " --extra"
+    stale = tmp_path / "dvc.yaml"
+    stale.write_text(dvcgen.HEADER + yaml.safe_dump(data))
+    monkeypatch.chdir(ROOT)
+    assert dvcgen.main(check=True, path=str(stale)) == 1
+    stale.write_text(text)
+    assert dvcgen.main(check=True, path=str(stale)) == 0

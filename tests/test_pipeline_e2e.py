@@ -1,0 +1,178 @@
+"""The real DAG, end to end: Snakemake runs every stage on a tiny configuration in a
+temporary copy of the repository, with a real MLflow store and real DVC."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from pipeline import config, workflow
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.slow
+
+# Small enough for a 2-core CI machine; the structure of the DAG stays the same.
+TINY = {
+    "seeds": [0, 1],
+    "clustering": {"models": ["kmeans", "ae_kmeans"],
+                   "autoencoder": {"epochs": 2, "layerwise_epochs": 0},
+                   "evaluation": {"map_points": 300}},
+    "tagging": {"models": ["bilstm_softmax"], "trainer": {"max_epochs": 1}},
+}
+
+
+def sh(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PATH"] = f"{BIN}:{env['PATH']}"
+    env["CI"] = "true"
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def copy_repository(dest: Path) -> None:
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split("\n")
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("project")
+    copy_repository(root)
+    params = config.deep_merge(config.read_yaml(root / "params.yaml"), TINY)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh(root, "git", "init", "-q")
+    sh(root, "git", "add", "-A")
+    sh(root, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "tiny")
+    sh(root, sys.executable, "-m", "pipeline", "dvc-yaml")
+    sh(root, "git", "add", "dvc.yaml")
+    sh(root, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "dvc.yaml")
+    run = sh(root, "snakemake", "--cores", "2")
+    (root / "snakemake.log").write_text(run.stderr)
+    return root
+
+
+def test_every_result_and_the_report_are_written(project):
+    cfg = config.load(project / "params.yaml")
+    for model in cfg["clustering"]["models"]:
+        for seed in cfg["seeds"]:
+            m = json.loads((project / workflow.path("clustering_result", dataset="digits",
+                                                    model=model, seed=seed)
+                            / "metrics.json").read_text())
+            assert set(m) == {"acc", "nmi", "ari"} and 0 < m["acc"] <= 1
+    for corpus in cfg["tagging"]["corpora"]:
+        for seed in cfg["seeds"]:
+            base = project / workflow.path("tagging_result", corpus=corpus,
+                                           model="bilstm_softmax", seed=seed)
+            m = json.loads((base / "metrics.json").read_text())
+            assert 0 < m["accuracy"] <= 1
+            if corpus == "uner_ewt_dev":
+                assert {"precision", "recall", "f1", "per_type"} <= set(m)
+            assert (base / "predictions.conll").stat().st_size > 0
+    report = (project / "reports/results.md").read_text()
+    for name in ["digits", "kmeans", "ae_kmeans", "uner_ewt_dev", "ewt_pos_dev", "±"]:
+        assert name in report
+    assert "ae_kmeans vs kmeans" in report or "kmeans vs ae_kmeans" in report
+
+
+def test_mlflow_has_one_finished_run_per_job_with_seed_and_params(project):
+    cfg = config.load(project / "params.yaml")
+    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    exps = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(exps, max_results=1000)
+    by_stage: dict[str, list] = {}
+    for r in runs:
+        by_stage.setdefault(r.data.tags["stage"], []).append(r)
+    n_seeds = len(cfg["seeds"])
+    assert len(by_stage["pretrain"]) == n_seeds
+    assert len(by_stage["train_clustering"]) == 2 * n_seeds
+    assert len(by_stage["evaluate_clustering"]) == 2 * n_seeds
+    assert len(by_stage["train_tagger"]) == 2 * n_seeds
+    assert len(by_stage["evaluate_tagger"]) == 2 * n_seeds
+    assert all(r.info.status == "FINISHED" for r in runs)
+    for r in by_stage["train_tagger"]:
+        tags = r.data.tags
+        expected = workflow.param_values("train_tagger", cfg, corpus=tags["corpus"],
+                                         model=tags["model"])
+        assert r.data.params == expected | {"seed": tags["seed"]}
+        assert int(tags["seed"]) in cfg["seeds"]
+        assert tags["mlflow.source.git.commit"] != "unknown"
+        artifacts = {a.path for a in client.list_artifacts(r.info.run_id, "model")}
+        assert {"model/model.pt", "model/architecture.txt"} <= artifacts
+    for r in by_stage["train_clustering"]:
+        assert any(k.startswith("input.data/prepared/clustering/digits/x.npy")
+                   for k in r.data.tags)
+
+
+def test_dvc_is_clean_and_pushes(project):
+    status = sh(project, "dvc", "status", "--json")
+    assert json.loads(status.stdout or "{}") == {}
+    sh(project, "dvc", "push", "-q")
+    assert any((project / ".dvcstore").rglob("*"))
+    assert (project / "dvc.lock").exists()
+
+
+def test_a_second_run_does_nothing(project):
+    dry = sh(project, "snakemake", "-n", "--cores", "1")
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_same_seed_same_bytes_other_seed_other_weights(project):
+    """Re-run finished jobs by hand: outputs must come back byte-identical."""
+    ae = [project / workflow.path("autoencoder", dataset="digits", seed=s) / "weights.pt"
+          for s in (0, 1)]
+    assert sha(ae[0]) != sha(ae[1])
+    model_dir = project / workflow.path("clustering_model", dataset="digits",
+                                        model="ae_kmeans", seed=0)
+    tagger = project / workflow.path("tagger", corpus="ewt_pos_dev", model="bilstm_softmax",
+                                     seed=0) / "model.pt"
+    result = project / workflow.path("tagging_result", corpus="ewt_pos_dev",
+                                     model="bilstm_softmax", seed=0)
+    files = [ae[0], model_dir / "state.pt", model_dir / "predictions.npy", tagger,
+             result / "metrics.json", result / "predictions.conll"]
+    before = {f: sha(f) for f in files}
+    py = [sys.executable, "-m", "pipeline"]
+    sh(project, *py, "pretrain", "--dataset", "digits", "--seed", "0")
+    sh(project, *py, "train-clustering", "--dataset", "digits", "--model", "ae_kmeans",
+       "--seed", "0")
+    sh(project, *py, "train-tagger", "--corpus", "ewt_pos_dev", "--model", "bilstm_softmax",
+       "--seed", "0")
+    sh(project, *py, "evaluate-tagger", "--corpus", "ewt_pos_dev", "--model", "bilstm_softmax",
+       "--seed", "0")
+    assert {f: sha(f) for f in files} == before
+
+
+def test_a_corrupt_input_fails_cleanly_naming_file_and_problem(project):
+    bad = project / "data/corpora/broken.conllu"
+    bad.write_text("# sent_id = s1\n1\tHello\thello\tINTJ\n\n")  # too few columns
+    overlay = project / "broken.yaml"
+    overlay.write_text(yaml.safe_dump({"tagging": {"corpora": {"broken": {
+        "format": "conllu", "column": "upos", "train": "data/corpora/broken.conllu"}}}}))
+    target = workflow.path("prepared_tagging", corpus="broken") + "/manifest.json"
+    proc = sh(project, "snakemake", "--cores", "1", "--configfile", "broken.yaml", target,
+              check=False)
+    assert proc.returncode != 0
+    log = proc.stdout + proc.stderr
+    assert "data/corpora/broken.conllu" in log and "line 2" in log
+    prepared = project / workflow.path("prepared_tagging", corpus="broken")
+    assert not prepared.exists() or not any(prepared.iterdir())
