@@ -176,3 +176,65 @@ def test_a_corrupt_input_fails_cleanly_naming_file_and_problem(project):
     assert "data/corpora/broken.conllu" in log and "line 2" in log
     prepared = project / workflow.path("prepared_tagging", corpus="broken")
     assert not prepared.exists() or not any(prepared.iterdir())
+
+
+# --- replicate: an auditor re-runs a recorded job and learns whether it came out the same ---
+
+def tagger_run_id(project: Path) -> str:
+    model_dir = project / workflow.path("tagger", corpus="ewt_pos_dev", model="bilstm_softmax",
+                                        seed=1)
+    return json.loads((model_dir / "run.json").read_text())["run_id"]
+
+
+def replicate(project: Path, *args: str) -> subprocess.CompletedProcess:
+    return sh(project, sys.executable, "-m", "pipeline", "replicate", *args, check=False)
+
+
+def test_replicate_an_untouched_run(project):
+    proc = replicate(project, tagger_run_id(project))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ": replicated" in proc.stdout and "1 of 1 runs replicated" in proc.stdout
+
+
+def test_replicate_names_a_changed_input_file(project):
+    data = project / workflow.path("prepared_tagging", corpus="ewt_pos_dev") / "train.jsonl"
+    original = data.read_bytes()
+    try:  # replace, never edit in place: the file is a hardlink into DVC's cache
+        data.unlink()
+        data.write_bytes(original.replace(b'"NOUN"', b'"VERB"', 1))
+        proc = replicate(project, tagger_run_id(project))
+    finally:
+        data.unlink()
+        data.write_bytes(original)
+    assert proc.returncode == 1
+    assert "input data changed: data/prepared/tagging/ewt_pos_dev/train.jsonl" in proc.stdout
+
+
+def test_replicate_names_a_changed_parameter(project):
+    params = project / "params.yaml"
+    original = params.read_text()
+    cfg = yaml.safe_load(original)
+    cfg["tagging"]["trainer"]["lr"] = cfg["tagging"]["trainer"]["lr"] * 2
+    try:
+        params.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        proc = replicate(project, tagger_run_id(project), "--allow-code-mismatch")
+    finally:
+        params.write_text(original)
+    assert proc.returncode == 1
+    assert "parameter changed: tagging.trainer.lr" in proc.stdout
+
+
+def test_replicate_refuses_other_code(project):
+    source = project / "pipeline/report.py"
+    original = source.read_text()
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    try:
+        source.write_text(original + "\n# a later change\n")
+        dirty = replicate(project, tagger_run_id(project))
+        sh(project, *git, "commit", "-qam", "later code")
+        later = replicate(project, tagger_run_id(project))
+    finally:
+        sh(project, *git, "reset", "-q", "--hard", "HEAD~1", check=False)
+        source.write_text(original)
+    assert dirty.returncode == 2 and "uncommitted changes" in dirty.stdout
+    assert later.returncode == 2 and "code differs: run was made at commit" in later.stdout
