@@ -1,0 +1,100 @@
+"""Tagger speed on UD English-EWT: seconds per training epoch (train) and sentences/s (dev).
+
+    python benchmarks/bench_tagger.py --params params.yaml --overlay configs/paper-tagging.yaml
+
+Uses the full model's hp (trainer + model + variant, then the corpus's ``overrides``).
+Timing a fraction of an epoch (``--batches``) extrapolates to the whole epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from pipeline.data.conllu import read_conllu
+from pipeline.data.sentences import Sentence
+from pipeline.seeding import numpy_rng, seed_everything
+from pipeline.train import tagging as T
+
+
+def merge(base: dict, over: Mapping) -> dict:
+    """Recursive dict merge; ``tagging.corpora`` of the overlay replaces the base's."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict) and key != "corpora":
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(params: str, overlay: str | None) -> dict:
+    config = yaml.safe_load(Path(params).read_text())
+    if overlay:
+        config = merge(config, yaml.safe_load(Path(overlay).read_text()))
+    return config["tagging"]
+
+
+def tagger_hp(tagging: Mapping, variant: str, corpus: str) -> dict[str, Any]:
+    """The flat hp ``train_tagger`` reads: trainer, model, variant flags, corpus overrides."""
+    return {**tagging["trainer"], **tagging["model"], **tagging["variants"][variant],
+            **tagging["corpora"][corpus].get("overrides", {})}
+
+
+def holdout(sentences: list[Sentence], fraction: float) -> tuple[list, list]:
+    """Stable split by sentence-id hash: (rest, held out), independent of order and seed."""
+    def held(s: Sentence) -> bool:
+        return int(hashlib.sha256(s.id.encode()).hexdigest()[:8], 16) < fraction * 16**8
+    return [s for s in sentences if not held(s)], [s for s in sentences if held(s)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", required=True)
+    ap.add_argument("--overlay")
+    ap.add_argument("--corpus", default="ud_ewt")
+    ap.add_argument("--variant", default="bilstm_cnn_crf")
+    ap.add_argument("--batches", type=int, default=0, help="time this many batches (0: all)")
+    args = ap.parse_args()
+
+    tagging = load_config(args.params, args.overlay)
+    hp = tagger_hp(tagging, args.variant, args.corpus)
+    corpus = tagging["corpora"][args.corpus]
+    train = read_conllu(corpus["train"], corpus["column"])
+    dev = read_conllu(corpus["dev"], corpus["column"])
+    torch.set_num_threads(hp["threads"])
+    seed_everything(0)
+    bundle = T.rebuild(*T.build_vocab(train, hp), {k: hp[k] for k in T.MODEL_KEYS})
+    data = T.encode(bundle, train, with_tags=True)
+    lengths = np.array([len(w) for w in data.words])
+    batches = T.bucketed(lengths, hp["batch_size"], numpy_rng(0, "bench"))
+    timed = batches[:args.batches] if args.batches else batches
+    optimizer = torch.optim.SGD(bundle.model.parameters(), lr=hp["lr"], momentum=hp["momentum"])
+    bundle.model.train()
+    start = time.perf_counter()
+    for rows in timed:
+        loss = bundle.model.loss(T.make_batch(data, rows))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(bundle.model.parameters(), hp["clip"])
+        optimizer.step()
+    epoch = (time.perf_counter() - start) * len(batches) / len(timed)
+    start = time.perf_counter()
+    T.predict(bundle, dev, hp["eval_batch_size"])
+    rate = len(dev) / (time.perf_counter() - start)
+    print(f"variant {args.variant}, batch {hp['batch_size']}, threads {hp['threads']}, "
+          f"{len(train)} train sentences ({len(timed)}/{len(batches)} batches timed)")
+    print(f"train epoch: {epoch:.1f} s")
+    print(f"inference:   {rate:.0f} sentences/s on {len(dev)} dev sentences")
+
+
+if __name__ == "__main__":
+    main()

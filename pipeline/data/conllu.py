@@ -1,0 +1,91 @@
+"""CoNLL-U reader: one Sentence per sentence, tagged with its UPOS or XPOS column.
+
+Multi-word token ranges (``1-2``) and empty nodes (``1.1``) are skipped: taggers predict one
+tag per syntactic word, which is what the integer-id lines hold.
+"""
+
+from __future__ import annotations
+
+import gzip
+import lzma
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from pipeline.data.sentences import Sentence
+
+COLUMNS = {"upos": 3, "xpos": 4}
+
+
+def open_text(path: str | os.PathLike) -> IO[str]:
+    """Open plain, ``.xz`` or ``.gz`` files as UTF-8 text, so corpora can stay compressed."""
+    name = str(path)
+    if name.endswith(".xz"):
+        return lzma.open(path, "rt", encoding="utf-8")
+    if name.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def blocks(path: str | os.PathLike) -> Iterator[list[tuple[int, str]]]:
+    """Yield the (line number, line) lists between blank lines; shared by the IOB2 reader."""
+    block: list[tuple[int, str]] = []
+    with open_text(path) as f:
+        for lineno, line in enumerate(f, start=1):
+            line = line.rstrip("\r\n")
+            if line.strip():
+                block.append((lineno, line))
+            elif block:
+                yield block
+                block = []
+    if block:
+        yield block
+
+
+def comment(line: str) -> tuple[str, str]:
+    """``# key = value`` -> (key, value); sent_id, text and newdoc id are the ones we keep."""
+    key, _, value = line[1:].partition("=")
+    return key.strip(), value.strip()
+
+
+def read_conllu(path: str | os.PathLike, column: str = "upos") -> list[Sentence]:
+    """Read every sentence; bad lines raise ValueError naming file, line number and problem."""
+    if column not in COLUMNS:
+        raise ValueError(f"column must be one of {sorted(COLUMNS)}, got {column!r}")
+    col = COLUMNS[column]
+    sentences: list[Sentence] = []
+    doc = ""
+    for block in blocks(path):
+        sent_id, text, tokens, tags = "", "", [], []
+        first = block[0][0]
+        for lineno, line in block:
+            where = f"{path}:{lineno}"
+            if line.startswith("#"):
+                key, value = comment(line)
+                sent_id = value if key == "sent_id" else sent_id
+                text = value if key == "text" else text
+                doc = value if key == "newdoc id" else doc
+                continue
+            fields = line.split("\t")
+            if len(fields) != 10:
+                raise ValueError(f"{where}: expected 10 tab-separated columns, got {len(fields)}")
+            word_id = fields[0]
+            if "-" in word_id or "." in word_id:
+                continue  # multi-word token range or empty node
+            if not word_id.isdigit() or int(word_id) != len(tokens) + 1:
+                raise ValueError(
+                    f"{where}: word id {word_id!r} does not follow {len(tokens)} "
+                    "(ids must run 1, 2, 3, ...)"
+                )
+            tag = fields[col]
+            if not tag or " " in tag:
+                raise ValueError(f"{where}: bad {column} tag {tag!r}")
+            tokens.append(fields[1])
+            tags.append(tag)
+        if not tokens:
+            raise ValueError(f"{path}:{first}: sentence with no words")
+        sid = sent_id or f"{Path(path).name}:{len(sentences)}"
+        meta = {k: v for k, v in (("text", text), ("doc", doc)) if v}
+        sentences.append(Sentence(id=sid, tokens=tokens, tags=tags, meta=meta))
+    return sentences

@@ -1,0 +1,259 @@
+"""Train, apply, save and load the BiLSTM-CNN-CRF tagger.
+
+Ma & Hovy's recipe: SGD with momentum, lr / (1 + decay * epoch), gradient norm clipping,
+small batches; here the batches are length-bucketed (sentences of similar length together,
+batch order shuffled from the seed) and the best epoch on the dev data is kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline.data.embeddings import embedding_matrix
+from pipeline.data.sentences import Sentence
+from pipeline.evaluate.tagging import tagging_metrics
+from pipeline.io import save_torch
+from pipeline.models.tagger import MODEL_KEYS, PAD, UNK, Batch, Tagger
+from pipeline.progress import progress
+from pipeline.seeding import numpy_rng, seed_everything
+
+LogFn = Callable[[dict[str, float], int], None]
+SCHEMES = {"iob2": "f1", "tags": "accuracy"}  # scheme -> dev metric for early stopping
+BUNDLE_FORMAT = 1
+
+
+@dataclass
+class TaggerBundle:
+    """A trained model with the vocabularies and hp needed to rebuild and apply it."""
+
+    model: Tagger
+    words: list[str]
+    chars: list[str]
+    tags: list[str]
+    hp: dict[str, Any]
+    word_index: dict[str, int] = field(init=False, repr=False)
+    char_index: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.word_index = {w: i for i, w in enumerate(self.words)}
+        self.char_index = {c: i for i, c in enumerate(self.chars)}
+
+
+@dataclass
+class Encoded:
+    """Sentences as index arrays; ``char_table[f]`` holds the chars of distinct form ``f``."""
+
+    words: list[np.ndarray]
+    forms: list[np.ndarray]
+    tags: list[np.ndarray] | None
+    char_table: np.ndarray  # [n_forms, max_chars], PAD-filled
+    char_lengths: np.ndarray  # [n_forms]
+
+
+def norm(token: str, lowercase: bool) -> str:
+    return token.lower() if lowercase else token
+
+
+def encode(bundle: TaggerBundle, sentences: Sequence[Sentence], with_tags: bool) -> Encoded:
+    """Map tokens to ids: unknown words and chars become UNK; distinct forms share a row."""
+    lowercase = bundle.hp["lowercase"]
+    form_index: dict[str, int] = {}
+    words, forms = [], []
+    for s in sentences:
+        words.append(np.array([bundle.word_index.get(norm(t, lowercase), UNK) for t in s.tokens],
+                              dtype=np.int64))
+        forms.append(np.array([form_index.setdefault(t, len(form_index)) for t in s.tokens],
+                              dtype=np.int64))
+    spelled = [[bundle.char_index.get(c, UNK) for c in form] or [UNK] for form in form_index]
+    lengths = np.array([len(c) for c in spelled] or [1], dtype=np.int64)
+    table = np.full((max(len(spelled), 1), lengths.max()), PAD, dtype=np.int64)
+    for i, ids in enumerate(spelled):
+        table[i, :len(ids)] = ids
+    tags = None
+    if with_tags:
+        tag_index = {t: i for i, t in enumerate(bundle.tags)}
+        tags = [np.array([tag_index[t] for t in s.tags], dtype=np.int64) for s in sentences]
+    return Encoded(words, forms, tags, table, lengths)
+
+
+def make_batch(data: Encoded, rows: Sequence[int]) -> Batch:
+    """Pad the chosen sentences; the char CNN input covers only their distinct forms."""
+    length = max(len(data.words[r]) for r in rows)
+    words = np.full((len(rows), length), PAD, dtype=np.int64)
+    forms = np.zeros((len(rows), length), dtype=np.int64)
+    tags = np.zeros((len(rows), length), dtype=np.int64)
+    for i, r in enumerate(rows):
+        n = len(data.words[r])
+        words[i, :n] = data.words[r]
+        forms[i, :n] = data.forms[r]
+        if data.tags is not None:
+            tags[i, :n] = data.tags[r]
+    distinct, inverse = np.unique(forms, return_inverse=True)
+    chars = data.char_table[distinct, :data.char_lengths[distinct].max()]
+    return Batch(
+        words=torch.from_numpy(words),
+        forms=torch.from_numpy(inverse.reshape(forms.shape)),
+        chars=torch.from_numpy(np.ascontiguousarray(chars)),
+        mask=torch.from_numpy(words != PAD),
+        tags=torch.from_numpy(tags) if data.tags is not None else None,
+    )
+
+
+def bucketed(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[list[int]]:
+    """Batches of similar-length sentences, in random order (ties in length broken randomly)."""
+    order = rng.permutation(len(lengths))
+    order = order[np.argsort(lengths[order], kind="stable")]
+    batches = [order[i:i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def build_vocab(train: Sequence[Sentence], hp: Mapping[str, Any]) -> tuple[list, list, list]:
+    """Words (lowercased if hp says so), chars and tags of the training data, sorted."""
+    words = sorted({norm(t, hp["lowercase"]) for s in train for t in s.tokens})
+    chars = sorted({c for s in train for t in s.tokens for c in t})
+    tags = sorted({t for s in train for t in s.tags})
+    return ["<pad>", "<unk>", *words], ["<pad>", "<unk>", *chars], tags
+
+
+def singleton_mask(bundle: TaggerBundle, train: Sequence[Sentence]) -> torch.Tensor:
+    """True for word ids seen once in training: these are swapped for UNK with probability
+    ``singleton_unk`` during training, so the model learns a useful UNK vector."""
+    counts = Counter(norm(t, bundle.hp["lowercase"]) for s in train for t in s.tokens)
+    mask = torch.zeros(len(bundle.words), dtype=torch.bool)
+    for word, count in counts.items():
+        if count == 1:
+            mask[bundle.word_index[word]] = True
+    return mask
+
+
+def rebuild(words: list[str], chars: list[str], tags: list[str], hp: dict) -> TaggerBundle:
+    return TaggerBundle(Tagger(len(words), len(chars), len(tags), hp), words, chars, tags, hp)
+
+
+def train_tagger(
+    train: list[Sentence], dev: list[Sentence], scheme: str, hp: Mapping[str, Any], seed: int,
+    device: torch.device, log: LogFn,
+) -> tuple[TaggerBundle, dict[str, list[float]]]:
+    """Train on ``train``, early-stop on ``dev`` (entity F1 for iob2, accuracy for tags).
+
+    Returns the bundle holding the best epoch's weights and per-epoch history lists (epoch,
+    train_loss, dev_accuracy, dev_f1 for iob2, dev_score = the early-stopping metric, lr,
+    epoch_seconds); every epoch is also passed to ``log``.
+    """
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {sorted(SCHEMES)}, got {scheme!r}")
+    if not train or not dev:
+        raise ValueError("train_tagger needs non-empty train and dev sentences")
+    if hp["optimizer"] != "sgd":
+        raise ValueError(f"optimizer must be 'sgd' (Ma & Hovy), got {hp['optimizer']!r}")
+    torch.set_num_threads(hp["threads"])
+    seed_everything(seed)
+    rng = numpy_rng(seed, "tagging-batches")
+    model_hp = {k: hp[k] for k in MODEL_KEYS}
+    bundle = rebuild(*build_vocab(train, hp), model_hp)
+    if hp["embeddings"]:
+        matrix, _ = embedding_matrix(hp["embeddings"], bundle.words, hp["word_dim"],
+                                     hp["lowercase"], numpy_rng(seed, "embeddings"))
+        with torch.no_grad():
+            bundle.model.embed.weight.copy_(torch.from_numpy(matrix))
+            bundle.model.embed.weight[PAD].zero_()
+    model = bundle.model.to(device)
+    data = encode(bundle, train, with_tags=True)
+    lengths = np.array([len(w) for w in data.words])
+    singletons = singleton_mask(bundle, train).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=hp["lr"], momentum=hp["momentum"])
+    metric = SCHEMES[scheme]
+    history: dict[str, list[float]] = defaultdict(list)
+    best_score, best_state, stale = -1.0, {}, 0
+    for epoch in range(hp["max_epochs"]):
+        lr = hp["lr"] / (1.0 + hp["decay"] * epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        start, total = time.perf_counter(), 0.0
+        batches = bucketed(lengths, hp["batch_size"], rng)
+        for rows in progress(batches, desc=f"epoch {epoch + 1}"):
+            batch = make_batch(data, rows).to(device)
+            drop = singletons[batch.words] & (torch.rand(batch.words.shape, device=device)
+                                              < hp["singleton_unk"])
+            batch.words = batch.words.masked_fill(drop, UNK)
+            loss = model.loss(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), hp["clip"])
+            optimizer.step()
+            total += loss.item() * len(rows)
+        seconds = time.perf_counter() - start
+        scores = tagging_metrics([s.tags for s in dev], predict(bundle, dev, hp["eval_batch_size"]),
+                                 scheme)
+        row = {"train_loss": total / len(train), "dev_accuracy": scores["accuracy"],
+               **({"dev_f1": scores["f1"]} if scheme == "iob2" else {}),
+               "dev_score": scores[metric], "lr": lr, "epoch_seconds": seconds}
+        log(row, epoch + 1)
+        for key, value in {"epoch": epoch + 1, **row}.items():
+            history[key].append(value)
+        if scores[metric] > best_score:
+            best_score, best_state, stale = scores[metric], copy.deepcopy(model.state_dict()), 0
+        else:
+            stale += 1
+            if stale >= hp["patience"]:
+                break
+    model.load_state_dict(best_state)
+    return bundle, dict(history)
+
+
+def batches_in_order(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+    """Longest first, so each batch pads little; callers restore the original order."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    for i in range(0, len(order), batch_size):
+        yield order[i:i + batch_size]
+
+
+def predict(bundle: TaggerBundle, sentences: Sequence[Sentence], batch_size: int
+            ) -> list[list[str]]:
+    """Tag every sentence (in the given order); empty sentences get empty tag lists."""
+    model = bundle.model
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out: list[list[str]] = [[] for _ in sentences]
+    keep = [i for i, s in enumerate(sentences) if s.tokens]
+    data = encode(bundle, [sentences[i] for i in keep], with_tags=False)
+    with torch.inference_mode():
+        for rows in batches_in_order([len(w) for w in data.words], batch_size):
+            best = model.decode(make_batch(data, rows).to(device)).cpu().numpy()
+            for b, r in enumerate(rows):
+                out[keep[r]] = [bundle.tags[t] for t in best[b, :len(data.words[r])]]
+    model.train(was_training)
+    return out
+
+
+def save_bundle(path: str | os.PathLike, bundle: TaggerBundle) -> None:
+    """Atomic; a plain dict of tensors, lists and builtins, so equal weights give equal bytes."""
+    save_torch(path, {
+        "format": BUNDLE_FORMAT,
+        "state_dict": {k: v.detach().cpu() for k, v in bundle.model.state_dict().items()},
+        "words": list(bundle.words), "chars": list(bundle.chars), "tags": list(bundle.tags),
+        "hp": dict(bundle.hp),
+    })
+
+
+def load_bundle(path: str | os.PathLike, device: torch.device | None = None) -> TaggerBundle:
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    if blob.get("format") != BUNDLE_FORMAT:
+        raise ValueError(f"{path}: not a tagger bundle of format {BUNDLE_FORMAT}")
+    bundle = rebuild(blob["words"], blob["chars"], blob["tags"], blob["hp"])
+    bundle.model.load_state_dict(blob["state_dict"])
+    bundle.model.eval()
+    if device is not None:
+        bundle.model.to(device)
+    return bundle

@@ -1,0 +1,32 @@
+"""Figure helpers write complete PNGs, deterministically, and skip data that are not images."""
+
+import numpy as np
+
+from pipeline.evaluate.clustering import curves_figure, embedding_figure, gallery_figure
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_gallery_written_for_square_images_only(tmp_path):
+    rng = np.random.default_rng(0)
+    x, pred = rng.random((30, 16)), np.repeat(np.arange(3), 10)
+    assert gallery_figure(x, pred, (4, 4), tmp_path / "g.png", per_cluster=5)
+    assert (tmp_path / "g.png").read_bytes().startswith(PNG)
+    assert not gallery_figure(rng.random((30, 15)), pred, None, tmp_path / "h.png")
+    assert not (tmp_path / "h.png").exists()
+    assert list(tmp_path.iterdir()) == [tmp_path / "g.png"]  # no temp file left behind
+
+
+def test_embedding_figure_is_deterministic(tmp_path):
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(60, 5)).astype(np.float32)
+    labels = np.arange(60) % 3
+    embedding_figure(z, labels, labels[::-1], tmp_path / "a.png", seed=0)
+    embedding_figure(z, labels, labels[::-1], tmp_path / "b.png", seed=0)
+    a = (tmp_path / "a.png").read_bytes()
+    assert a.startswith(PNG) and a == (tmp_path / "b.png").read_bytes()
+
+
+def test_curves_figure(tmp_path):
+    curves_figure({"loss": [3.0, 2.0, 1.5], "acc": [0.1, 0.5], "empty": []}, tmp_path / "c.png")
+    assert (tmp_path / "c.png").read_bytes().startswith(PNG)

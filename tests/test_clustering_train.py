@@ -1,0 +1,150 @@
+"""Same seed -> byte-identical results; different seed -> different weights (tiny digits)."""
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.data.clustering import load_clustering_dataset
+from pipeline.evaluate.clustering import unsupervised_accuracy
+from pipeline.models.dcn import nearest_centroid
+from pipeline.models.dec import soft_assignment
+from pipeline.train.clustering import fit_clustering, pretrain_autoencoder
+
+CPU = torch.device("cpu")
+KM = {"n_init": 2, "kmeans_max_iter": 50, "batch_size": 64}
+AE = {
+    "dims": [32, 32, 64, 5],
+    "activation": "relu",
+    "init": "variance_scaling_uniform",
+    "init_scale": 1 / 3,
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "batch_size": 64,
+    "epochs": 2,
+    "input_dropout": 0.1,
+    "layerwise_epochs": 1,
+    "layerwise_dropout": 0.2,
+}
+DEC = {
+    **KM,
+    "alpha": 1.0,
+    "optimizer": "sgd",
+    "lr": 0.01,
+    "momentum": 0.9,
+    "update_interval": 5,
+    "tol": 0.0,
+    "max_iter": 12,
+}
+HP = {
+    "kmeans": KM,
+    "ae_kmeans": KM,
+    "dec": DEC,
+    "idec": {**DEC, "gamma": 0.1},
+    "dcn": {
+        **KM,
+        "lambda": 0.5,
+        "initial_count": 10,
+        "optimizer": "sgd",
+        "lr": 0.01,
+        "momentum": 0.9,
+        "epochs": 2,
+    },
+}
+
+
+def no_log(metrics, step):
+    assert all(np.isfinite(v) for v in metrics.values())
+
+
+@pytest.fixture(scope="module")
+def digits():
+    x, y = load_clustering_dataset("digits", {"format": "sklearn_digits"}, None)
+    return x[:200], y[:200]
+
+
+@pytest.fixture(scope="module")
+def autoencoders(digits):
+    """(model, history) for seed 0, seed 0 again, and seed 1."""
+    x, _ = digits
+    return [pretrain_autoencoder(x, AE, seed, CPU, no_log) for seed in (0, 0, 1)]
+
+
+def same_state(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_pretraining_is_reproducible_and_seed_dependent(autoencoders):
+    (first, history), (again, history_again), (other, _) = autoencoders
+    assert same_state(first.state_dict(), again.state_dict())
+    assert not same_state(first.state_dict(), other.state_dict())
+    assert history["loss"] == history_again["loss"] and len(history["loss"]) == AE["epochs"]
+    assert [len(history[f"layerwise_loss_{i}"]) for i in range(4)] == [1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("method", ["ae_kmeans", "dec", "idec", "dcn"])
+def test_method_is_reproducible_and_seed_dependent(digits, autoencoders, method):
+    x, y = digits
+    run = [
+        fit_clustering(method, x, y, 10, ae, HP[method], seed, CPU, no_log)
+        for (ae, _), seed in zip(autoencoders, (0, 0, 1), strict=True)
+    ]
+    assert run[0].assignments.dtype == np.int64
+    assert run[0].assignments.tobytes() == run[1].assignments.tobytes()
+    assert same_state(run[0].state, run[1].state)
+    assert not same_state(run[0].state, run[2].state)
+    # the caller's shared autoencoder is not modified by fine-tuning
+    assert same_state(autoencoders[0][0].state_dict(), autoencoders[1][0].state_dict())
+
+
+@pytest.mark.parametrize("method", ["dec", "idec", "dcn"])
+def test_state_reproduces_assignments(digits, autoencoders, method):
+    x, _ = digits
+    ae = autoencoders[0][0]
+    result = fit_clustering(method, x, None, 10, ae, HP[method], 0, CPU, no_log)
+    prefix = "autoencoder." if method != "dcn" else ""
+    fresh = type(ae)(x.shape[1], AE)
+    fresh.load_state_dict(
+        {
+            k[len(prefix) :]: v
+            for k, v in result.state.items()
+            if k.startswith(prefix) and k not in ("centroids", "counts")
+        }
+    )
+    with torch.no_grad():
+        z = fresh.encode(torch.from_numpy(x))
+    np.testing.assert_array_equal(z.numpy(), result.embedding)
+    if method == "dcn":
+        pred = nearest_centroid(z, result.state["centroids"])
+    else:
+        pred = soft_assignment(z, result.state["centroids"], DEC["alpha"]).argmax(dim=1)
+    np.testing.assert_array_equal(pred.numpy(), result.assignments)
+
+
+def test_dec_stops_on_tolerance_before_max_iter(digits, autoencoders):
+    x, _ = digits
+    hp = {**DEC, "tol": 1.0, "max_iter": 100}  # any change below 100 % stops at 1st check
+    result = fit_clustering("dec", x, None, 10, autoencoders[0][0], hp, 0, CPU, no_log)
+    assert len(result.history["delta_label"]) == 2 and "acc" not in result.history
+
+
+def test_kmeans_on_digits_finds_the_digits():
+    x, y = load_clustering_dataset("digits", {"format": "sklearn_digits"}, None)
+    hp = {"n_init": 4, "kmeans_max_iter": 100}
+    a, b = (fit_clustering("kmeans", x, y, 10, None, hp, 3, CPU, no_log) for _ in range(2))
+    assert a.assignments.tobytes() == b.assignments.tobytes()
+    assert a.embedding is None and set(a.state) == {"centroids"}
+    assert unsupervised_accuracy(y, a.assignments) > 0.65
+
+
+def test_unknown_method_and_missing_autoencoder(digits):
+    x, y = digits
+    with pytest.raises(ValueError, match="unknown clustering method 'gmm'"):
+        fit_clustering("gmm", x, y, 10, None, KM, 0, CPU, no_log)
+    with pytest.raises(ValueError, match="needs a pretrained autoencoder"):
+        fit_clustering("dec", x, y, 10, None, DEC, 0, CPU, no_log)
+
+
+def test_missing_hyper_parameter_is_a_key_error(digits):
+    x, _ = digits
+    with pytest.raises(KeyError, match="epochs"):
+        pretrain_autoencoder(x, {k: v for k, v in AE.items() if k != "epochs"}, 0, CPU, no_log)

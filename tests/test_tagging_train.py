@@ -1,0 +1,147 @@
+"""The tagger end to end on a tiny synthetic corpus: padding, learning, early stopping,
+determinism and the saved bundle."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.data.sentences import Sentence
+from pipeline.evaluate.tagging import tagging_metrics
+from pipeline.train import tagging as T
+
+HP = {
+    "word_dim": 8, "char_dim": 4, "char_filters": 6, "char_window": 3, "hidden": 8,
+    "dropout": 0.5, "crf": True, "char_cnn": True, "lowercase": True, "embeddings": None,
+    "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "decay": 0.05, "clip": 5.0,
+    "batch_size": 4, "max_epochs": 2, "patience": 5, "eval_batch_size": 16,
+    "singleton_unk": 0.5, "threads": 1,
+}
+LEXICON = {"the": "DET", "a": "DET", "cat": "NOUN", "dog": "NOUN", "Rome": "PROPN",
+           "sees": "VERB", "runs": "VERB", "big": "ADJ", ".": "PUNCT"}
+
+
+def corpus(n: int, seed: int) -> list[Sentence]:
+    """Sentences whose tags follow from the words; capitalised unknown words are PROPN."""
+    rng = random.Random(seed)
+    words = sorted(LEXICON)
+    out = []
+    for i in range(n):
+        tokens = [rng.choice(words) for _ in range(rng.randint(1, 9))]
+        out.append(Sentence(f"s{seed}-{i}", tokens, [LEXICON[t] for t in tokens]))
+    return out
+
+
+def no_log(metrics: dict[str, float], step: int) -> None:
+    assert {"train_loss", "dev_accuracy", "lr", "epoch_seconds"} <= metrics.keys()
+
+
+def train(hp: dict, seed: int, scheme: str = "tags"):
+    return T.train_tagger(corpus(40, 0), corpus(10, 1), scheme, hp, seed,
+                          torch.device("cpu"), no_log)
+
+
+@pytest.mark.parametrize("crf", [True, False])
+def test_padding_does_not_change_scores_or_paths(crf):
+    torch.manual_seed(0)
+    hp = {**HP, "crf": crf}
+    bundle = T.rebuild(*T.build_vocab(corpus(40, 0), hp), hp)
+    model = bundle.model.eval()
+    sentences = corpus(5, 2) + [Sentence("long", ["Rome"] * 12, ["PROPN"] * 12)]
+    data = T.encode(bundle, sentences, with_tags=True)
+    together = T.make_batch(data, range(len(sentences)))
+    scores, path = model.emissions(together), model.decode(together)
+    for i, s in enumerate(sentences):
+        alone = T.make_batch(data, [i])
+        n = len(s.tokens)
+        assert torch.allclose(model.emissions(alone)[0], scores[i, :n], atol=1e-5)
+        assert torch.equal(model.decode(alone)[0], path[i, :n])
+
+
+def test_learns_and_predicts_in_input_order():
+    hp = {**HP, "max_epochs": 15}
+    bundle, history = train(hp, seed=0)
+    assert max(history["dev_accuracy"]) > 0.95
+    dev = corpus(10, 1)  # the best epoch's weights are the ones returned
+    best = tagging_metrics([s.tags for s in dev], T.predict(bundle, dev, 3), "tags")
+    assert best["accuracy"] == max(history["dev_accuracy"])
+    assert history["epoch"] == list(range(1, len(history["epoch"]) + 1))
+    test = corpus(30, 3) + [Sentence("empty", [], [])]
+    pred = T.predict(bundle, test, batch_size=7)
+    one_by_one = [T.predict(bundle, [s], batch_size=1)[0] for s in test]
+    assert pred == one_by_one and pred[-1] == []
+    assert sum(p == s.tags for p, s in zip(pred, test, strict=True)) >= 25
+    # unknown capitalised word: the char CNN has seen "Rome" as the only capitalised word
+    assert T.predict(bundle, [Sentence("x", ["the", "Paris", "runs"], ["?"] * 3)], 1)
+
+
+def test_entities_scheme_and_softmax_variant_train():
+    ents = {"the": "O", "a": "O", "cat": "O", "dog": "O", "Rome": "B-LOC", "sees": "O",
+            "runs": "O", "big": "O", ".": "O"}
+    data = [Sentence(s.id, s.tokens, [ents[t] for t in s.tokens]) for s in corpus(30, 0)]
+    seen: list[int] = []
+    _, history = T.train_tagger(data, data[:8], "iob2", {**HP, "crf": False}, 0,
+                                torch.device("cpu"), lambda m, step: seen.append(step))
+    assert seen == [1, 2] and len(history["dev_f1"]) == 2
+    assert history["dev_score"] == history["dev_f1"]
+
+
+def test_early_stopping_stops_after_patience_epochs():
+    hp = {**HP, "lr": 0.0, "max_epochs": 10, "patience": 2}  # nothing improves after epoch 1
+    _, history = train(hp, seed=0)
+    assert len(history["epoch"]) == 3
+
+
+def test_same_seed_same_bytes_other_seed_other_weights(tmp_path):
+    paths = [tmp_path / "a.pt", tmp_path / "b.pt", tmp_path / "c.pt"]
+    for path, seed in zip(paths, [1, 1, 2], strict=True):
+        bundle, _ = train(HP, seed)
+        T.save_bundle(path, bundle)
+    a, b, c = (p.read_bytes() for p in paths)
+    assert a == b
+    wa, wc = (T.load_bundle(p).model.state_dict() for p in (paths[0], paths[2]))
+    assert not torch.equal(wa["lstm.weight_hh_l0"], wc["lstm.weight_hh_l0"])
+
+
+def test_bundle_round_trip_predicts_the_same(tmp_path):
+    bundle, _ = train(HP, seed=0)
+    T.save_bundle(tmp_path / "m.pt", bundle)
+    loaded = T.load_bundle(tmp_path / "m.pt")
+    test = corpus(12, 5)
+    assert T.predict(loaded, test, 4) == T.predict(bundle, test, 4)
+    assert (loaded.words, loaded.chars, loaded.tags, loaded.hp) == (
+        bundle.words, bundle.chars, bundle.tags, {k: HP[k] for k in T.MODEL_KEYS})
+
+
+def test_hp_keys_are_required():
+    hp = dict(HP)
+    del hp["clip"]
+    with pytest.raises(KeyError, match="clip"):
+        train(hp, seed=0)
+    with pytest.raises(ValueError, match="scheme"):
+        train(HP, 0, scheme="bio")
+
+
+def test_pretrained_vectors_initialise_the_word_embeddings(tmp_path):
+    path = tmp_path / "vectors.txt"
+    path.write_text("2 8\nCat " + " ".join(["0.5"] * 8) + "\nthe " + " ".join(["-1"] * 8) + "\n")
+    hp = {**HP, "embeddings": str(path), "lr": 0.0, "max_epochs": 1}  # lr 0: weights stay put
+    bundle, _ = train(hp, seed=0)
+    weight = bundle.model.embed.weight
+    assert torch.equal(weight[bundle.word_index["cat"]], torch.full((8,), 0.5))
+    assert torch.equal(weight[bundle.word_index["the"]], torch.full((8,), -1.0))
+    assert weight[T.PAD].abs().sum() == 0
+
+
+def test_length_buckets_cover_every_sentence_once_in_seeded_order():
+    lengths = np.array([5, 1, 9, 5, 2, 8, 3, 3, 7, 1, 6])
+    batches = T.bucketed(lengths, 3, np.random.default_rng(0))
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert all(len(b) <= 3 for b in batches)
+    spans = [lengths[b].max() - lengths[b].min() for b in batches]
+    assert max(spans) <= 2  # sorted by length before cutting into batches
+    assert batches == T.bucketed(lengths, 3, np.random.default_rng(0))
+    assert batches != T.bucketed(lengths, 3, np.random.default_rng(1))
