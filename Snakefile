@@ -118,6 +118,7 @@ rule prepare_tagging:
 
 
 rule pretrain_autoencoder:
+    threads: config["threads"]
     input:
         wf.files("prepared_clustering", dataset="{dataset}"),
         wf.code("pretrain"),
@@ -130,6 +131,7 @@ rule pretrain_autoencoder:
 
 
 rule train_clustering:
+    threads: config["threads"]
     input:
         wf.files("prepared_clustering", dataset="{dataset}"),
         lambda w: wf.files("autoencoder", dataset=w.dataset, seed=w.seed)
@@ -145,6 +147,7 @@ rule train_clustering:
 
 
 rule evaluate_clustering:
+    threads: config["threads"]
     input:
         wf.files("prepared_clustering", dataset="{dataset}"),
         wf.files("clustering_model", dataset="{dataset}", model="{model}", seed="{seed}"),
@@ -159,6 +162,7 @@ rule evaluate_clustering:
 
 
 rule train_tagger:
+    threads: config["threads"]
     input:
         wf.files("prepared_tagging", corpus="{corpus}"),
         wf.code("train_tagger"),
@@ -172,6 +176,7 @@ rule train_tagger:
 
 
 rule evaluate_tagger:
+    threads: config["threads"]
     input:
         wf.files("prepared_tagging", corpus="{corpus}"),
         wf.files("tagger", corpus="{corpus}", model="{model}", seed="{seed}"),

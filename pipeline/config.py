@@ -126,6 +126,9 @@ def validate(cfg: Mapping[str, Any], source: str) -> None:
         and len(set(seeds)) == len(seeds),
         f"{source}: seeds", f"must be a non-empty list of distinct integers, got {seeds!r}",
     )
+    threads = cfg.get("threads")
+    _require(isinstance(threads, int) and threads > 0, f"{source}: threads",
+             f"must be a positive integer, got {threads!r}")
     clustering = cfg.get("clustering", {})
     for name, entry in clustering.get("datasets", {}).items():
         where = f"{source}: clustering.datasets.{name}"

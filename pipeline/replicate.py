@@ -29,6 +29,8 @@ from pipeline.tracking import file_hashes, git_state, tracking_uri
 
 # Artifacts that must come back bit-identical; figures are compared but only reported.
 INFORMATIONAL = ("figures/",)
+# Wall-clock measurements (e.g. epoch_seconds) differ on every run: reported, not compared.
+TIMING = "_seconds"
 
 
 @dataclass
@@ -59,12 +61,16 @@ def _client(uri: str):
 
 
 def _artifact_hashes(client: Any, run_id: str) -> dict[str, str]:
-    """sha256 of every artifact of a run, by artifact path."""
+    """sha256 of every artifact of a run, by artifact path (history without timings)."""
     out: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(client.download_artifacts(run_id, "", tmp))
         for path in sorted(p for p in local.rglob("*") if p.is_file()):
-            out[str(path.relative_to(local))] = hashlib.sha256(path.read_bytes()).hexdigest()
+            data = path.read_bytes()
+            if path.name == "history.json":
+                history = {k: v for k, v in json.loads(data).items() if not k.endswith(TIMING)}
+                data = json.dumps(history, sort_keys=True).encode()
+            out[str(path.relative_to(local))] = hashlib.sha256(data).hexdigest()
     return out
 
 
@@ -147,8 +153,9 @@ def replicate(run_id: str, allow_code_mismatch: bool = False, keep: bool = False
     run = client.get_run(run_id)
     tags = run.data.tags
     outcome = Outcome(run_id, tags.get("job", "?"))
-    recorded_cfg = json.loads(Path(client.download_artifacts(
-        run_id, "config/resolved.json", tempfile.mkdtemp())).read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        recorded_cfg = json.loads(Path(client.download_artifacts(
+            run_id, "config/resolved.json", tmp)).read_text())
 
     code = check_code(tags)
     if code and not allow_code_mismatch:
@@ -172,7 +179,7 @@ def replicate(run_id: str, allow_code_mismatch: bool = False, keep: bool = False
         new = _client(uri).get_run(new_id)
         for key in sorted(set(run.data.metrics) | set(new.data.metrics)):
             a, b = run.data.metrics.get(key), new.data.metrics.get(key)
-            if a != b:
+            if a != b and not key.endswith(TIMING):
                 outcome.mismatches.append(f"metric {key}: recorded {a}, re-run {b}")
         old_files = _artifact_hashes(client, run_id)
         new_files = _artifact_hashes(_client(uri), new_id)

@@ -35,6 +35,15 @@ def seed_everything(seed: int) -> torch.Generator:
     return generator
 
 
+def set_threads(n: int) -> None:
+    """Fix the CPU thread count: float sums, and so the last bits, depend on it.
+
+    Snakemake sets OMP_NUM_THREADS to a rule's threads; setting torch's count from the
+    configuration makes a job give the same bytes inside and outside Snakemake.
+    """
+    torch.set_num_threads(n)
+
+
 def numpy_rng(seed: int, *stream: int | str) -> np.random.Generator:
     """An independent NumPy generator for one purpose (e.g. ``numpy_rng(seed, "split")``)."""
     words = [seed] + [int(hashlib.sha256(str(s).encode()).hexdigest()[:8], 16) for s in stream]

@@ -103,19 +103,19 @@ def param_keys(stage: str, cfg: Mapping[str, Any], **w: Any) -> list[str]:
             keys += ["annotation.labels", "annotation.conversion"]
         return keys
     if stage == "pretrain":
-        return ["device", "clustering.autoencoder"]
+        return ["device", "threads", "clustering.autoencoder"]
     if stage == "train_clustering":
-        keys = ["device", f"clustering.methods.{w['model']}"]
+        keys = ["device", "threads", f"clustering.methods.{w['model']}"]
         if w["model"] in USES_AUTOENCODER:
             keys.append("clustering.autoencoder")
         return keys
     if stage == "evaluate_clustering":
-        return ["clustering.evaluation"]
+        return ["threads", "clustering.evaluation"]
     if stage == "train_tagger":
-        return ["device", "tagging.model", "tagging.trainer", f"tagging.variants.{w['model']}",
-                f"tagging.corpora.{w['corpus']}"]
+        return ["device", "threads", "tagging.model", "tagging.trainer",
+                f"tagging.variants.{w['model']}", f"tagging.corpora.{w['corpus']}"]
     if stage == "evaluate_tagger":
-        return ["tagging.evaluation"]
+        return ["threads", "tagging.evaluation"]
     if stage == "report":
         return ["seeds", "report"]
     raise KeyError(stage)

@@ -37,6 +37,7 @@ def test_overlay_merges_and_null_drops_a_default_entry(tmp_path):
 @pytest.mark.parametrize("patch, message", [
     ({"seeds": []}, "seeds"),
     ({"seeds": [1, 1]}, "distinct"),
+    ({"threads": 0}, "threads"),
     ({"clustering": {"datasets": {"x": {"format": "png"}}}}, "clustering.datasets.x"),
     ({"clustering": {"datasets": {"x": {"format": "idx", "images": "a"}}}}, "needs labels"),
     ({"clustering": {"datasets": {"x": {"format": "npz", "path": {"url": "u"}}}}}, "path"),

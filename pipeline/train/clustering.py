@@ -182,7 +182,7 @@ def pretrain_autoencoder(
 # --------------------------------------------------------------------------- methods
 
 
-def _kmeans(x, y, n_clusters, autoencoder, hp, seed, device, log) -> ClusteringResult:
+def _kmeans(x, y, n_clusters, autoencoder, hp, seed, generator, device, log) -> ClusteringResult:
     km = fit_kmeans(x, n_clusters, hp, seed)
     history: dict[str, list[float]] = {}
     record(history, {"inertia": float(km.inertia_), **monitor(y, km.labels_)}, 0, log)
@@ -190,7 +190,7 @@ def _kmeans(x, y, n_clusters, autoencoder, hp, seed, device, log) -> ClusteringR
     return ClusteringResult(km.labels_.astype(np.int64), state, None, history)
 
 
-def _ae_kmeans(x, y, n_clusters, autoencoder, hp, seed, device, log) -> ClusteringResult:
+def _ae_kmeans(x, y, n_clusters, autoencoder, hp, seed, generator, device, log) -> ClusteringResult:
     model = copy.deepcopy(autoencoder).to(device)
     z = embed(model, torch.from_numpy(x).to(device), hp["batch_size"]).cpu().numpy()
     km = fit_kmeans(z, n_clusters, hp, seed)
@@ -200,13 +200,14 @@ def _ae_kmeans(x, y, n_clusters, autoencoder, hp, seed, device, log) -> Clusteri
     return ClusteringResult(km.labels_.astype(np.int64), state, z, history)
 
 
-def _dec(x, y, n_clusters, autoencoder, hp, seed, device, log, gamma: float | None = None):
+def _dec(
+    x, y, n_clusters, autoencoder, hp, seed, generator, device, log, gamma=None
+) -> ClusteringResult:
     """DEC (gamma None: KL only, encoder trained) or IDEC (reconstruction + gamma * KL).
 
     Every ``update_interval`` iterations: recompute q on all data, refresh P, and stop once
     fewer than a fraction ``tol`` of hard assignments changed since the previous refresh.
     """
-    generator = seed_everything(seed)
     ae = copy.deepcopy(autoencoder).to(device)
     data = torch.from_numpy(x).to(device)
     z0 = embed(ae, data, hp["batch_size"])
@@ -255,13 +256,12 @@ def _dec(x, y, n_clusters, autoencoder, hp, seed, device, log, gamma: float | No
     )
 
 
-def _idec(x, y, n_clusters, autoencoder, hp, seed, device, log) -> ClusteringResult:
-    return _dec(x, y, n_clusters, autoencoder, hp, seed, device, log, gamma=hp["gamma"])
+def _idec(x, y, n_clusters, autoencoder, hp, seed, generator, device, log) -> ClusteringResult:
+    return _dec(x, y, n_clusters, autoencoder, hp, seed, generator, device, log, hp["gamma"])
 
 
-def _dcn(x, y, n_clusters, autoencoder, hp, seed, device, log) -> ClusteringResult:
+def _dcn(x, y, n_clusters, autoencoder, hp, seed, generator, device, log) -> ClusteringResult:
     """Per minibatch: network step (s, M fixed), reassign the batch, move its centroids."""
-    generator = seed_everything(seed)
     ae = copy.deepcopy(autoencoder).to(device)
     data = torch.from_numpy(x).to(device)
     z0 = embed(ae, data, hp["batch_size"])
@@ -328,5 +328,7 @@ def fit_clustering(
         raise ValueError(f"unknown clustering method '{method}' (expected one of {METHODS})")
     if method != "kmeans" and autoencoder is None:
         raise ValueError(f"clustering method '{method}' needs a pretrained autoencoder")
-    seed_everything(seed)
-    return FITTERS[method](x, y_for_monitoring, n_clusters, autoencoder, hp, seed, device, log)
+    generator = seed_everything(seed)  # also the batch order of the deep methods
+    return FITTERS[method](
+        x, y_for_monitoring, n_clusters, autoencoder, hp, seed, generator, device, log
+    )
