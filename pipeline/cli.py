@@ -43,7 +43,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Bad input (a ValueError or OSError naming file, record and problem) gets one line;
+    anything else is a bug and keeps its traceback."""
     args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     cmd = args.command
     if cmd == "export":
         from pipeline.stages import export

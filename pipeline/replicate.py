@@ -82,7 +82,10 @@ def check_code(tags: dict[str, str]) -> list[str]:
         problems.append(f"code differs: run was made at commit {recorded}, "
                         f"this checkout is {now['mlflow.source.git.commit']}")
     if now["git.dirty"] == "True":
-        problems.append("code differs: the working tree has uncommitted changes")
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                 capture_output=True, text=True).stdout.split("\n")
+        problems.append("code differs: the working tree has uncommitted changes "
+                        f"({', '.join(line[3:] for line in changed if line)})")
     if tags.get("git.dirty") == "True":
         problems.append("the run itself was made from a working tree with uncommitted changes")
     return problems

@@ -169,11 +169,11 @@ def test_a_corrupt_input_fails_cleanly_naming_file_and_problem(project):
     overlay.write_text(yaml.safe_dump({"tagging": {"corpora": {"broken": {
         "format": "conllu", "column": "upos", "train": "data/corpora/broken.conllu"}}}}))
     target = workflow.path("prepared_tagging", corpus="broken") + "/manifest.json"
-    proc = sh(project, "snakemake", "--cores", "1", "--configfile", "broken.yaml", target,
+    proc = sh(project, "snakemake", target, "--cores", "1", "--configfile", "broken.yaml",
               check=False)
     assert proc.returncode != 0
     log = proc.stdout + proc.stderr
-    assert "data/corpora/broken.conllu" in log and "line 2" in log
+    assert "error: data/corpora/broken.conllu:2: expected 10 tab-separated columns" in log
     prepared = project / workflow.path("prepared_tagging", corpus="broken")
     assert not prepared.exists() or not any(prepared.iterdir())
 

@@ -27,7 +27,6 @@ from pipeline.progress import progress
 from pipeline.seeding import numpy_rng, seed_everything
 
 LogFn = Callable[[dict[str, float], int], None]
-METHODS = ("kmeans", "ae_kmeans", "dec", "idec", "dcn")
 
 
 @dataclass
@@ -310,6 +309,7 @@ def _dcn(x, y, n_clusters, autoencoder, hp, seed, generator, device, log) -> Clu
 
 
 FITTERS = {"kmeans": _kmeans, "ae_kmeans": _ae_kmeans, "dec": _dec, "idec": _idec, "dcn": _dcn}
+METHODS = tuple(FITTERS)
 
 
 def fit_clustering(
