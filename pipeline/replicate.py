@@ -25,7 +25,7 @@ from typing import Any
 
 from pipeline import config, workflow
 from pipeline.seeding import fingerprint, select_device
-from pipeline.tracking import file_hashes, git_state, tracking_uri
+from pipeline.tracking import changed_code_files, file_hashes, git_state, tracking_uri
 
 # Artifacts that must come back bit-identical; figures are compared but only reported.
 INFORMATIONAL = ("figures/",)
@@ -82,10 +82,8 @@ def check_code(tags: dict[str, str]) -> list[str]:
         problems.append(f"code differs: run was made at commit {recorded}, "
                         f"this checkout is {now['mlflow.source.git.commit']}")
     if now["git.dirty"] == "True":
-        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                                 capture_output=True, text=True).stdout.split("\n")
         problems.append("code differs: the working tree has uncommitted changes "
-                        f"({', '.join(line[3:] for line in changed if line)})")
+                        f"({', '.join(changed_code_files())})")
     if tags.get("git.dirty") == "True":
         problems.append("the run itself was made from a working tree with uncommitted changes")
     return problems

@@ -63,13 +63,24 @@ def init_store() -> None:
         experiment_id(name)
 
 
+# DVC's records of data versions change with every run; they are not code.
+NOT_CODE = (":(exclude)dvc.lock", ":(exclude,glob)**/*.dvc")
+
+
+def changed_code_files() -> list[str]:
+    """Tracked files with uncommitted changes, leaving out DVC's data records."""
+    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                          *NOT_CODE], capture_output=True, text=True, check=False)
+    return [line[3:] for line in out.stdout.splitlines() if line.strip()]
+
+
 def git_state() -> dict[str, str]:
     def git(*args: str) -> str:
         out = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
         return out.stdout.strip() if out.returncode == 0 else ""
 
     commit = git("rev-parse", "HEAD")
-    dirty = git("status", "--porcelain", "--untracked-files=no")
+    dirty = changed_code_files() if commit else []
     return {
         "mlflow.source.git.commit": commit or "unknown",
         "git.dirty": "unknown" if not commit else str(bool(dirty)),

@@ -105,3 +105,21 @@ def test_artifacts_of_a_local_store_stay_beside_it(isolated_mlflow):
     exp = mlflow.get_experiment_by_name("clustering")
     db_dir = isolated_mlflow.removeprefix("sqlite:///").rsplit("/", 1)[0]
     assert exp.artifact_location.startswith(f"file://{db_dir}/mlartifacts/")
+
+
+def test_dirty_means_code_not_dvc_records(tmp_path, monkeypatch):
+    """dvc.lock and .dvc files change with every run; they must not mark the code dirty."""
+    monkeypatch.chdir(tmp_path)
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run(["git", "init", "-q"], check=True)
+    for name, text in {"dvc.lock": "a", "x.py": "b", "data/f.dvc": "c"}.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    subprocess.run(["git", "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "i"], check=True)
+    (tmp_path / "dvc.lock").write_text("changed")
+    (tmp_path / "data/f.dvc").write_text("changed")
+    assert tracking.git_state()["git.dirty"] == "False"
+    (tmp_path / "x.py").write_text("changed")
+    assert tracking.git_state()["git.dirty"] == "True"
+    assert tracking.changed_code_files() == ["x.py"]
