@@ -2,58 +2,23 @@
 
     python benchmarks/bench_tagger.py --params params.yaml --overlay configs/paper-tagging.yaml
 
-Uses the full model's hp (trainer + model + variant, then the corpus's ``overrides``).
+Uses the hp a pipeline job would get (``pipeline.stages.tagging.hyperparameters``).
 Timing a fraction of an epoch (``--batches``) extrapolates to the whole epoch.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import time
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
+from pipeline import config
 from pipeline.data.conllu import read_conllu
-from pipeline.data.sentences import Sentence
 from pipeline.seeding import numpy_rng, seed_everything
+from pipeline.stages.tagging import hyperparameters
 from pipeline.train import tagging as T
-
-
-def merge(base: dict, over: Mapping) -> dict:
-    """Recursive dict merge; ``tagging.corpora`` of the overlay replaces the base's."""
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict) and key != "corpora":
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def load_config(params: str, overlay: str | None) -> dict:
-    config = yaml.safe_load(Path(params).read_text())
-    if overlay:
-        config = merge(config, yaml.safe_load(Path(overlay).read_text()))
-    return config["tagging"]
-
-
-def tagger_hp(tagging: Mapping, variant: str, corpus: str) -> dict[str, Any]:
-    """The flat hp ``train_tagger`` reads: trainer, model, variant flags, corpus overrides."""
-    return {**tagging["trainer"], **tagging["model"], **tagging["variants"][variant],
-            **tagging["corpora"][corpus].get("overrides", {})}
-
-
-def holdout(sentences: list[Sentence], fraction: float) -> tuple[list, list]:
-    """Stable split by sentence-id hash: (rest, held out), independent of order and seed."""
-    def held(s: Sentence) -> bool:
-        return int(hashlib.sha256(s.id.encode()).hexdigest()[:8], 16) < fraction * 16**8
-    return [s for s in sentences if not held(s)], [s for s in sentences if held(s)]
 
 
 def main() -> None:
@@ -65,9 +30,9 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=0, help="time this many batches (0: all)")
     args = ap.parse_args()
 
-    tagging = load_config(args.params, args.overlay)
-    hp = tagger_hp(tagging, args.variant, args.corpus)
-    corpus = tagging["corpora"][args.corpus]
+    cfg = config.load(args.params, overlays=[args.overlay] if args.overlay else [])
+    hp = hyperparameters(cfg, args.corpus, args.variant)
+    corpus = cfg["tagging"]["corpora"][args.corpus]
     train = read_conllu(corpus["train"], corpus["column"])
     dev = read_conllu(corpus["dev"], corpus["column"])
     torch.set_num_threads(hp["threads"])
