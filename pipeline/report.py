@@ -132,13 +132,15 @@ def markdown(tables: list[Table], cfg: dict[str, Any]) -> str:
                 cells = [_fmt(summary(group[c].to_numpy(float), rc["confidence"]))
                          for c in per_type]
                 lines.append(f"| {model} | " + " | ".join(cells) + " |")
-        lines += ["", "Per seed:", "", "| model | seed | " + " | ".join(metrics)
-                  + " | evaluation run | training run |", "|---" * (len(metrics) + 4) + "|"]
+        lines += ["", "Per seed (MLflow runs: training, evaluation):", "",
+                  "| model | seed | " + " | ".join(metrics) + " | reproduce |",
+                  "|---" * (len(metrics) + 3) + "|"]
         for row in table.frame.itertuples(index=False):
             r = row._asdict()
             lines.append(f"| {r['model']} | {r['seed']} | "
                          + " | ".join(f"{r[m]:.4f}" for m in metrics)
-                         + f" | `{r['run_id']}` | `{r['train_run_id']}` |")
+                         + f" | `python -m pipeline replicate {r['train_run_id']} "
+                           f"{r['run_id']}` |")
         lines += ["", *comparisons(table, rc), ""]
     return "\n".join(lines) + "\n"
 

@@ -45,7 +45,9 @@ def test_markdown_table_has_every_model_seed_and_run():
     md = markdown([table()], {"seeds": [0, 1, 2], "report": RC})
     assert "| kmeans | 0.5200 ± 0.0200 |" in md
     assert "| dec | 0.8500 ± 0.0500 |" in md
-    assert "`dec2`" in md and "`tdec2`" in md  # per-seed rows link their MLflow runs
+    # per-seed rows give the command that re-runs their MLflow runs
+    assert "| dec | 2 | 0.9000 | 0.8000 | 0.7000 | `python -m pipeline replicate tdec2 dec2` |" \
+        in md
 
 
 def test_comparison_in_words_says_why_three_seeds_cannot_be_significant():
