@@ -108,8 +108,8 @@ def markdown(tables: list[Table], cfg: dict[str, Any]) -> str:
     lines = ["# Results", "",
              f"Mean ± sample standard deviation over seeds {cfg['seeds']}; "
              f"[min, max]; {int(rc['confidence'] * 100)}% t-interval of the mean. "
-             "Each model's runs are listed by MLflow run id (evaluation run / training run); "
-             "`python -m pipeline replicate <run id>` re-runs one and compares.", ""]
+             "Each per-seed row gives the command that re-runs its training and evaluation "
+             "jobs (by MLflow run id) and compares their metrics and bytes.", ""]
     for table in tables:
         metrics = _metric_columns(table)
         title = "Clustering" if table.task == "clustering" else "Tagging"
