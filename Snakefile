@@ -52,8 +52,19 @@ wildcard_constraints:
     name=r"[A-Za-z0-9_\-]+",
 
 
+RESULTS = [
+    *expand(wf.PATHS["clustering_result"] + "/metrics.json",
+            dataset=DATASETS, model=CLUSTERING_MODELS, seed=SEEDS),
+    *expand(wf.PATHS["tagging_result"] + "/metrics.json",
+            corpus=CORPORA, model=TAGGING_MODELS, seed=SEEDS),
+]
+
+
+# Every configured result, not only the report: an existing report must not hide the
+# results of a dataset, model or seed added since.
 rule all:
     input:
+        RESULTS,
         expand(wf.PATHS["report"] + "/{file}", file=wf.FILES["report"]),
 
 
@@ -192,10 +203,7 @@ rule evaluate_tagger:
 
 rule report:
     input:
-        expand(wf.PATHS["clustering_result"] + "/metrics.json",
-               dataset=DATASETS, model=CLUSTERING_MODELS, seed=SEEDS),
-        expand(wf.PATHS["tagging_result"] + "/metrics.json",
-               corpus=CORPORA, model=TAGGING_MODELS, seed=SEEDS),
+        RESULTS,
         wf.code("report"),
     output:
         expand(wf.PATHS["report"] + "/{file}", file=wf.FILES["report"]),
