@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -94,8 +95,6 @@ def check_params(run: Any, recorded_cfg: dict[str, Any]) -> list[str]:
     tags = run.data.tags
     stage = tags["stage"]
     wildcards = {k: tags[k] for k in ("dataset", "corpus", "model", "name") if k in tags}
-    if stage in ("pretrain",):
-        wildcards.pop("model", None)
     try:
         current = workflow.param_values(stage, config.load(), **wildcards)
     except (KeyError, config.ConfigError) as e:
@@ -138,7 +137,7 @@ def rerun(run: Any, recorded_cfg: dict[str, Any], scratch: Path) -> tuple[str, s
     uri = f"sqlite:///{scratch}/mlflow.db"
     env = {k: v for k, v in os.environ.items() if k != config.ENV_VAR}
     env.update(MLFLOW_TRACKING_URI=uri, PYTHONPATH=str(Path.cwd()), CI="true")
-    argv = tags["command"].split()[3:]  # after "python -m pipeline"
+    argv = shlex.split(tags["command"])[3:]  # after "python -m pipeline" (written by shlex.join)
     proc = subprocess.run([sys.executable, "-m", "pipeline", *argv], cwd=scratch, env=env,
                           capture_output=True, text=True)
     if proc.returncode != 0:

@@ -96,8 +96,8 @@ def evaluate(dataset: str, model: str, seed: int) -> None:
     model_dir = Path(workflow.path("clustering_model", dataset=dataset, model=model, seed=seed))
     out = Path(workflow.path("clustering_result", dataset=dataset, model=model, seed=seed))
     params = workflow.param_values("evaluate_clustering", cfg)
-    inputs = [f"{model_dir}/predictions.npy",
-              *workflow.files("prepared_clustering", dataset=dataset)[1:2]]
+    prepared = workflow.path("prepared_clustering", dataset=dataset)
+    inputs = [f"{model_dir}/predictions.npy", f"{prepared}/y.npy"]
     train_run = read_run_id(model_dir)
     with job_run("clustering", f"evaluate/{model}/{dataset}/seed{seed}", "evaluate_clustering",
                  params, seed, inputs, cfg, "cpu",
