@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.mixture import GaussianMixture
 
 from pipeline.data.clustering import load_clustering_dataset
 from pipeline.evaluate.clustering import unsupervised_accuracy
@@ -49,6 +50,15 @@ HP = {
         "momentum": 0.9,
         "epochs": 2,
     },
+    "n2d": {
+        "batch_size": 64,
+        "umap_components": None,
+        "umap_neighbors": 10,
+        "umap_min_dist": 0.0,
+        "umap_metric": "euclidean",
+        "gmm_covariance": "full",
+        "gmm_n_init": 1,
+    },
 }
 
 
@@ -81,7 +91,7 @@ def test_pretraining_is_reproducible_and_seed_dependent(autoencoders):
     assert [len(history[f"layerwise_loss_{i}"]) for i in range(4)] == [1, 1, 1, 1]
 
 
-@pytest.mark.parametrize("method", ["ae_kmeans", "dec", "idec", "dcn"])
+@pytest.mark.parametrize("method", ["ae_kmeans", "dec", "idec", "dcn", "n2d"])
 def test_method_is_reproducible_and_seed_dependent(digits, autoencoders, method):
     x, y = digits
     run = [
@@ -118,6 +128,22 @@ def test_state_reproduces_assignments(digits, autoencoders, method):
     else:
         pred = soft_assignment(z, result.state["centroids"], DEC["alpha"]).argmax(dim=1)
     np.testing.assert_array_equal(pred.numpy(), result.assignments)
+
+
+def test_n2d_state_reproduces_assignments_in_umap_space(digits, autoencoders):
+    x, _ = digits
+    result = fit_clustering("n2d", x, None, 10, autoencoders[0][0], HP["n2d"], 0, CPU, no_log)
+    assert result.embedding.shape == (len(x), 10)  # umap_components null -> one per cluster
+    gmm = GaussianMixture(10, covariance_type="full")
+    gmm.weights_, gmm.means_, gmm.precisions_cholesky_ = (
+        result.state[k].numpy()
+        for k in ("gmm_weights", "gmm_means", "gmm_precisions_cholesky")
+    )
+    np.testing.assert_array_equal(result.state["umap_embedding"].numpy(), result.embedding)
+    np.testing.assert_array_equal(gmm.predict(result.embedding), result.assignments)
+    two = fit_clustering("n2d", x, None, 10, autoencoders[0][0],
+                         {**HP["n2d"], "umap_components": 2}, 0, CPU, no_log)
+    assert two.embedding.shape == (len(x), 2)
 
 
 def test_dec_stops_on_tolerance_before_max_iter(digits, autoencoders):

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.cluster import KMeans
+from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
 from pipeline.evaluate.clustering import clustering_metrics
@@ -308,7 +309,53 @@ def _dcn(x, y, n_clusters, autoencoder, hp, seed, generator, device, log) -> Clu
     )
 
 
-FITTERS = {"kmeans": _kmeans, "ae_kmeans": _ae_kmeans, "dec": _dec, "idec": _idec, "dcn": _dcn}
+def _n2d(x, y, n_clusters, autoencoder, hp, seed, generator, device, log) -> ClusteringResult:
+    """N2D (McConville et al. 2020): the autoencoder's embedding -> UMAP -> Gaussian mixture.
+
+    A baseline beside the seeds' methods: the same embedding that k-means reads, clustered
+    after a manifold learner. UMAP is seeded, hence single-threaded and deterministic.
+    """
+    import umap  # imports numba (slow): only when N2D runs
+
+    model = copy.deepcopy(autoencoder).to(device)
+    z = embed(model, torch.from_numpy(x).to(device), hp["batch_size"]).cpu().numpy()
+    random_state = int(numpy_rng(seed, "n2d").integers(2**31 - 1))
+    mapper = umap.UMAP(
+        n_components=hp["umap_components"] or n_clusters,
+        n_neighbors=hp["umap_neighbors"],
+        min_dist=hp["umap_min_dist"],
+        metric=hp["umap_metric"],
+        random_state=random_state,
+        n_jobs=1,
+    )
+    with threadpool_limits(1):
+        u = mapper.fit_transform(z).astype(np.float32)
+        gmm = GaussianMixture(
+            n_clusters,
+            covariance_type=hp["gmm_covariance"],
+            n_init=hp["gmm_n_init"],
+            random_state=random_state,
+        ).fit(u)
+    labels = gmm.predict(u).astype(np.int64)
+    history: dict[str, list[float]] = {}
+    record(history, {"gmm_lower_bound": float(gmm.lower_bound_), **monitor(y, labels)}, 0, log)
+    gmm_state = {
+        "umap_embedding": torch.from_numpy(u),
+        "gmm_weights": torch.from_numpy(gmm.weights_),
+        "gmm_means": torch.from_numpy(gmm.means_),
+        "gmm_precisions_cholesky": torch.from_numpy(gmm.precisions_cholesky_),
+    }
+    return ClusteringResult(labels, cpu_state(model, **gmm_state), u, history)
+
+
+FITTERS = {
+    "kmeans": _kmeans,
+    "ae_kmeans": _ae_kmeans,
+    "dec": _dec,
+    "idec": _idec,
+    "dcn": _dcn,
+    "n2d": _n2d,
+}
 METHODS = tuple(FITTERS)
 
 
