@@ -156,8 +156,8 @@ def comparisons(table: Table, rc: dict[str, Any]) -> list[str]:
            f"Wilcoxon signed-rank, bootstrap {int(rc['confidence'] * 100)}% interval of the "
            "mean difference):", ""]
     for a, b in itertools.combinations(models, 2):
-        c = paired(frame[a].to_numpy(float), frame[b].to_numpy(float), alpha,
-                   rc["bootstrap_resamples"], rc["bootstrap_seed"])
+        x, y = frame[a].to_numpy(float), frame[b].to_numpy(float)
+        c = paired(x, y, alpha, rc["bootstrap_resamples"], rc["bootstrap_seed"])
         verdict = "significant" if c["significant"] else "not significant"
         floor = ""
         if not c["significant"] and len(frame) < 6:
@@ -165,7 +165,8 @@ def comparisons(table: Table, rc: dict[str, Any]) -> list[str]:
                      f"p is {2 / 2 ** len(frame):.3f})")
         out.append(f"- {a} vs {b}: {c['mean_diff']:+.4f} "
                    f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}], p = {c['p_wilcoxon']:.3f}: "
-                   f"{verdict} at {alpha:.2f}{floor}.")
+                   f"{verdict} at {alpha:.2f}{floor}; {a} higher in {int((x > y).sum())}, "
+                   f"lower in {int((x < y).sum())} of {len(x)} seeds.")
     return out
 
 

@@ -54,3 +54,4 @@ def test_comparison_in_words_says_why_three_seeds_cannot_be_significant():
     (intro, _, line) = comparisons(table(), RC)
     assert line.startswith("- kmeans vs dec: -0.3300")
     assert "not significant" in line and "smallest attainable two-sided p is 0.250" in line
+    assert line.endswith("kmeans higher in 0, lower in 3 of 3 seeds.")
