@@ -9,6 +9,7 @@ generated from too (`python -m pipeline dvc-yaml`).
 import os
 
 from pipeline import config as params
+from pipeline import numerics
 from pipeline import workflow as wf
 
 
@@ -20,6 +21,7 @@ _merged = params.drop_nulls(config)
 config.clear()
 config.update(_merged)
 params.validate(config, "params.yaml with overrides")
+numerics.export_env(config["numerics"], config["threads"])  # inherited by every job
 if config != params.drop_nulls(params.read_yaml(params.PARAMS_FILE)):
     os.environ[params.ENV_VAR] = str(params.write_resolved(config))
 else:

@@ -256,7 +256,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The numeric mode is set up first: ``push`` tags sentences with a trained model."""
+    from pipeline.numerics import NumericsError, apply
+
     args = build_parser().parse_args(argv)
+    try:
+        cfg = load(args.params)
+        apply(cfg["numerics"], cfg["threads"])
+    except (ValueError, NumericsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     from annotation.client import LabelStudioError
     from annotation.server import ServerError
 

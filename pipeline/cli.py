@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--allow-code-mismatch", action="store_true",
                      help="go on when the checkout is not the recorded commit")
     rep.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    gold = sub.add_parser("golden", help="run the golden jobs and print their sha256 as JSON")
+    gold.add_argument("--job", action="append", help="only this job (repeatable)")
     dvc = sub.add_parser("dvc-yaml", help="write dvc.yaml from the Snakemake DAG")
     dvc.add_argument("--check", action="store_true",
                      help="exit 1 if dvc.yaml differs from the DAG instead of writing it")
@@ -44,11 +46,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Bad input (a ValueError or OSError naming file, record and problem) gets one line;
-    anything else is a bug and keeps its traceback."""
+    anything else is a bug and keeps its traceback. The numeric mode is set up first,
+    before any stage imports a numeric library."""
+    from pipeline.numerics import NumericsError, apply_configured
+
     args = _parser().parse_args(argv)
     try:
+        apply_configured()
         return _run(args)
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, NumericsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
 
@@ -104,6 +110,12 @@ def _run(args: argparse.Namespace) -> int:
         from pipeline import replicate
 
         return replicate.main(args.run_ids, args.all, args.allow_code_mismatch, args.keep)
+    elif cmd == "golden":
+        import json
+
+        from pipeline import golden
+
+        print(json.dumps(golden.run(args.job), indent=2, sort_keys=True))
     elif cmd == "dvc-yaml":
         from pipeline import dvcgen
 

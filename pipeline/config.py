@@ -129,6 +129,9 @@ def validate(cfg: Mapping[str, Any], source: str) -> None:
     threads = cfg.get("threads")
     _require(isinstance(threads, int) and threads > 0, f"{source}: threads",
              f"must be a positive integer, got {threads!r}")
+    numerics = cfg.get("numerics")
+    _require(numerics in ("portable", "native"), f"{source}: numerics",
+             f"must be portable or native, got {numerics!r}")
     clustering = cfg.get("clustering", {})
     for name, entry in clustering.get("datasets", {}).items():
         where = f"{source}: clustering.datasets.{name}"

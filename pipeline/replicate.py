@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import config, workflow
+from pipeline import config, numerics, workflow
 from pipeline.seeding import fingerprint, select_device
 from pipeline.tracking import changed_code_files, file_hashes, git_state, tracking_uri
 
@@ -133,6 +133,8 @@ def rerun(run: Any, recorded_cfg: dict[str, Any], scratch: Path) -> tuple[str, s
         if key.startswith("input.") and key.endswith(".sha256"):
             src = Path(key[len("input."):-len(".sha256")]).parent
             shutil.copytree(src, scratch / src, dirs_exist_ok=True)
+    # Runs from before numeric modes were recorded ran with the libraries' own choice.
+    recorded_cfg = {"numerics": "native", **recorded_cfg}
     (scratch / config.PARAMS_FILE).write_text(json.dumps(recorded_cfg))  # JSON is YAML
     uri = f"sqlite:///{scratch}/mlflow.db"
     env = {k: v for k, v in os.environ.items() if k != config.ENV_VAR}
@@ -194,6 +196,10 @@ def replicate(run_id: str, allow_code_mismatch: bool = False, keep: bool = False
                 outcome.mismatches.append(message)
         outcome.notes.append(f"compared {len(old_files)} artifacts and "
                              f"{len(run.data.metrics)} metrics")
+        causes = numerics.explain(tags, new.data.tags)
+        if outcome.mismatches and causes:
+            outcome.notes.append("what differs between the run and the re-run: "
+                                 + "; ".join(causes))
     except RuntimeError as e:
         outcome.mismatches.append(str(e))
     finally:

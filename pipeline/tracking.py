@@ -144,15 +144,23 @@ def job_run(
     device: str,
     extra_tags: Mapping[str, str] | None = None,
 ) -> Iterator[JobRun]:
-    """One MLflow run around one job: params, seed, code and data versions, environment."""
-    from pipeline.seeding import determinism_flags, fingerprint
+    """One MLflow run around one job: params, seed, code and data versions, environment.
 
+    The job's process is set up here, before anything is recorded, so that the flags logged
+    are the ones the job runs with: ``cfg["threads"]`` CPU threads, deterministic kernels.
+    """
+    from pipeline import numerics
+    from pipeline.seeding import determinism_flags, deterministic_torch, fingerprint, set_threads
+
+    set_threads(cfg["threads"])
+    deterministic_torch()
     mlflow = _mlflow()
     tags = {"stage": stage, "job": name, "pid": str(os.getpid()), "host": socket.gethostname(),
             "command": job_command()}
     tags.update(git_state())
     tags.update({f"env.{k}": v for k, v in fingerprint(device_from(device)).items()})
     tags.update({f"determinism.{k}": v for k, v in determinism_flags().items()})
+    tags.update({f"numerics.{k}": v for k, v in numerics.describe().items()})
     for item in inputs:
         for algo, digest in file_hashes(item).items():
             tags[f"input.{item}.{algo}"] = digest

@@ -56,19 +56,22 @@ CODE = {
     ],
     "pretrain": [
         "pipeline/models/autoencoder.py", "pipeline/train/clustering.py",
-        "pipeline/stages/clustering.py", "pipeline/seeding.py",
+        "pipeline/stages/clustering.py", "pipeline/seeding.py", "pipeline/numerics.py",
     ],
     "train_clustering": [
         "pipeline/models/autoencoder.py", "pipeline/models/dec.py", "pipeline/models/dcn.py",
         "pipeline/train/clustering.py", "pipeline/stages/clustering.py", "pipeline/seeding.py",
+        "pipeline/numerics.py",
     ],
-    "evaluate_clustering": ["pipeline/evaluate/clustering.py", "pipeline/stages/clustering.py"],
+    "evaluate_clustering": ["pipeline/evaluate/clustering.py", "pipeline/stages/clustering.py",
+                            "pipeline/numerics.py"],
     "train_tagger": [
         "pipeline/models/tagger.py", "pipeline/models/crf.py", "pipeline/train/tagging.py",
-        "pipeline/stages/tagging.py", "pipeline/seeding.py",
+        "pipeline/stages/tagging.py", "pipeline/seeding.py", "pipeline/numerics.py",
     ],
     "evaluate_tagger": [
         "pipeline/evaluate/tagging.py", "pipeline/train/tagging.py", "pipeline/stages/tagging.py",
+        "pipeline/numerics.py",
     ],
     "report": ["pipeline/report.py"],
 }
@@ -103,19 +106,19 @@ def param_keys(stage: str, cfg: Mapping[str, Any], **w: Any) -> list[str]:
             keys += ["annotation.labels", "annotation.conversion"]
         return keys
     if stage == "pretrain":
-        return ["device", "threads", "clustering.autoencoder"]
+        return ["device", "threads", "numerics", "clustering.autoencoder"]
     if stage == "train_clustering":
-        keys = ["device", "threads", f"clustering.methods.{w['model']}"]
+        keys = ["device", "threads", "numerics", f"clustering.methods.{w['model']}"]
         if w["model"] in USES_AUTOENCODER:
             keys.append("clustering.autoencoder")
         return keys
     if stage == "evaluate_clustering":
-        return ["threads", "clustering.evaluation"]
+        return ["threads", "numerics", "clustering.evaluation"]
     if stage == "train_tagger":
-        return ["device", "threads", "tagging.model", "tagging.trainer",
+        return ["device", "threads", "numerics", "tagging.model", "tagging.trainer",
                 f"tagging.variants.{w['model']}", f"tagging.corpora.{w['corpus']}"]
     if stage == "evaluate_tagger":
-        return ["threads", "tagging.evaluation"]
+        return ["threads", "numerics", "tagging.evaluation"]
     if stage == "report":
         return ["seeds", "report"]
     raise KeyError(stage)

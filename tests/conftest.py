@@ -5,10 +5,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import mlflow
-import pytest
+from pipeline import config, numerics
 
 ROOT = Path(__file__).resolve().parents[1]
+# Before anything imports numpy or torch: tests run in the numeric mode of params.yaml.
+_params = config.read_yaml(ROOT / config.PARAMS_FILE)
+numerics.apply(_params["numerics"], _params["threads"])
+
+import mlflow  # noqa: E402
+import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")

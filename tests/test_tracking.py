@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from pipeline import tracking
 from pipeline.tracking import job_run
 
-CFG = {"seeds": [3], "device": "cpu"}
+CFG = {"seeds": [3], "device": "cpu", "threads": 1}
 
 
 def runs(experiment="clustering"):
@@ -23,6 +23,10 @@ def runs(experiment="clustering"):
 
 
 def test_a_run_logs_params_seed_versions_and_input_hashes(tmp_path):
+    import torch
+
+    torch.set_num_threads(2)  # the job's own setting must win, and be what is logged
+    torch.use_deterministic_algorithms(False)
     data = tmp_path / "x.bin"
     data.write_bytes(b"abc")
     with job_run("clustering", "j", "pretrain", {"clustering.autoencoder.lr": "0.1"}, 3,
@@ -39,7 +43,13 @@ def test_a_run_logs_params_seed_versions_and_input_hashes(tmp_path):
     assert tags[f"input.{data}.md5"] == "900150983cd24fb0d6963f7d28e17f72"
     assert "mlflow.source.git.commit" in tags and "git.dirty" in tags
     assert tags["env.torch"].startswith("2.13.0")
-    assert tags["determinism.torch.use_deterministic_algorithms"] in ("True", "False")
+    assert tags["determinism.torch.use_deterministic_algorithms"] == "True"
+    assert tags["determinism.torch.num_threads"] == "1"
+    assert tags["numerics.mode"] == "portable"
+    assert tags["numerics.torch.cpu_capability"] == "AVX2"
+    assert tags["numerics.env.MKL_CBWR"] == "AVX2,STRICT"
+    assert "AVX512" not in tags["numerics.numpy.dispatch"]
+    assert tags["numerics.openblas"].endswith(":Haswell")
     history = MlflowClient().get_metric_history(r.info.run_id, "loss")
     assert [(m.step, m.value) for m in history] == [(0, 1.5), (1, 0.5)]
     assert "config/resolved.json" in [a.path for a in
@@ -57,7 +67,7 @@ def test_a_job_that_raises_ends_failed():
 JOB = """
 import sys, time
 from pipeline.tracking import job_run
-with job_run("tagging", "slow", "train_tagger", {}, 0, [], {}, "cpu"):
+with job_run("tagging", "slow", "train_tagger", {}, 0, [], {"threads": 1}, "cpu"):
     print("started", flush=True)
     time.sleep(60)
 """

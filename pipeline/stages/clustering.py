@@ -9,7 +9,7 @@ import numpy as np
 
 from pipeline import workflow
 from pipeline.io import save_torch, write_json, write_npy
-from pipeline.seeding import numpy_rng, seed_everything, select_device, set_threads
+from pipeline.seeding import numpy_rng, seed_everything, select_device
 from pipeline.stages.common import load_config, mark_done, read_run_id
 from pipeline.tracking import job_run
 
@@ -24,7 +24,6 @@ def pretrain(dataset: str, seed: int) -> None:
     from pipeline.train.clustering import pretrain_autoencoder
 
     cfg = load_config()
-    set_threads(cfg["threads"])
     device = select_device(cfg["device"])
     out = Path(workflow.path("autoencoder", dataset=dataset, seed=seed))
     params = workflow.param_values("pretrain", cfg, dataset=dataset)
@@ -51,7 +50,6 @@ def train(dataset: str, model: str, seed: int) -> None:
     from pipeline.train.clustering import fit_clustering
 
     cfg = load_config()
-    set_threads(cfg["threads"])
     device = select_device(cfg["device"])
     out = Path(workflow.path("clustering_model", dataset=dataset, model=model, seed=seed))
     params = workflow.param_values("train_clustering", cfg, dataset=dataset, model=model)
@@ -92,7 +90,6 @@ def evaluate(dataset: str, model: str, seed: int) -> None:
     )
 
     cfg = load_config()
-    set_threads(cfg["threads"])
     model_dir = Path(workflow.path("clustering_model", dataset=dataset, model=model, seed=seed))
     out = Path(workflow.path("clustering_result", dataset=dataset, model=model, seed=seed))
     params = workflow.param_values("evaluate_clustering", cfg)

@@ -9,7 +9,7 @@ from typing import Any
 from pipeline import workflow
 from pipeline.data.sentences import Sentence
 from pipeline.io import write_json
-from pipeline.seeding import seed_everything, select_device, set_threads
+from pipeline.seeding import seed_everything, select_device
 from pipeline.stages.common import load_config, mark_done, read_jsonl, read_run_id
 from pipeline.tracking import job_run
 
@@ -62,7 +62,6 @@ def evaluate(corpus: str, model: str, seed: int) -> None:
     from pipeline.train.tagging import load_bundle, predict
 
     cfg = load_config()
-    set_threads(cfg["threads"])
     model_dir = Path(workflow.path("tagger", corpus=corpus, model=model, seed=seed))
     out = Path(workflow.path("tagging_result", corpus=corpus, model=model, seed=seed))
     params = workflow.param_values("evaluate_tagger", cfg)

@@ -155,7 +155,6 @@ def train_tagger(
         raise ValueError("train_tagger needs non-empty train and dev sentences")
     if hp["optimizer"] != "sgd":
         raise ValueError(f"optimizer must be 'sgd' (Ma & Hovy), got {hp['optimizer']!r}")
-    torch.set_num_threads(hp["threads"])
     seed_everything(seed)
     rng = numpy_rng(seed, "tagging-batches")
     model_hp = {k: hp[k] for k in MODEL_KEYS}

@@ -1,0 +1,172 @@
+"""Golden jobs: small fixed runs of the real training code whose bytes must not move.
+
+Each job trains or fits through the same functions the stages call, on committed or
+bundled data, and returns the sha256 of what it produced (weights, predictions). The
+hashes committed in ``tests/golden_hashes.json`` are checked by ``tests/test_golden.py``
+on whatever machine runs the tests: that is the standing proof of portable numerics.
+
+``python -m pipeline golden`` prints the hashes as JSON (``--job`` picks some).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Callable, Mapping
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from pipeline.config import load
+
+GOLDEN_SEED = 0
+EWT_DEV = "data/corpora/en_ewt-ud-dev.conllu.xz"
+
+
+def digest(arrays: Mapping[str, Any]) -> str:
+    """sha256 over names, dtypes, shapes and raw bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name].detach().cpu().numpy()
+                                 if hasattr(arrays[name], "detach") else arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _no_log(metrics: Mapping[str, float], step: int | None = None) -> None:
+    pass
+
+
+@cache
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    from pathlib import Path
+
+    from pipeline.data.clustering import load_clustering_dataset
+
+    return load_clustering_dataset("digits", {"format": "sklearn_digits"}, Path("."))
+
+
+@cache
+def _autoencoder():
+    import torch
+
+    from pipeline.train.clustering import pretrain_autoencoder
+
+    hp = {**load()["clustering"]["autoencoder"], "epochs": 5}
+    x, _ = _digits()
+    model, _ = pretrain_autoencoder(x, hp, GOLDEN_SEED, torch.device("cpu"), _no_log)
+    return model
+
+
+def autoencoder() -> str:
+    """The default autoencoder, 5 epochs on digits (MKL GEMM, ATen kernels, Adam)."""
+    return digest(_autoencoder().state_dict())
+
+
+def _cluster(method: str) -> str:
+    import torch
+
+    from pipeline.train.clustering import fit_clustering
+
+    x, y = _digits()
+    hp = load()["clustering"]["methods"][method]
+    ae = None if method == "kmeans" else _autoencoder()
+    result = fit_clustering(method, x, y, 10, ae, hp, GOLDEN_SEED, torch.device("cpu"), _no_log)
+    return digest({"assignments": result.assignments, **result.state})
+
+
+def kmeans() -> str:
+    """scikit-learn k-means on the raw digits (OpenBLAS, scikit-learn's OpenMP code)."""
+    return _cluster("kmeans")
+
+
+def n2d() -> str:
+    """N2D on the golden autoencoder: UMAP (numba, pynndescent) and a Gaussian mixture."""
+    return _cluster("n2d")
+
+
+def tagger() -> str:
+    """The char-CNN BiLSTM-CRF, one epoch on 200 EWT sentences; weights and predictions."""
+    import torch
+
+    from pipeline.data.conllu import read_conllu
+    from pipeline.stages.tagging import hyperparameters
+    from pipeline.train.tagging import predict, train_tagger
+
+    cfg = load()
+    sentences = list(itertools.islice(read_conllu(EWT_DEV), 300))
+    train, dev = sentences[:200], sentences[200:]
+    hp = {**hyperparameters(cfg, "ewt_pos_dev", "bilstm_cnn_crf"), "max_epochs": 1}
+    bundle, _ = train_tagger(train, dev, "tags", hp, GOLDEN_SEED, torch.device("cpu"), _no_log)
+    tags = predict(bundle, dev, hp["eval_batch_size"])
+    index = {t: i for i, t in enumerate(bundle.tags)}
+    predicted = np.array([index[t] for s in tags for t in s], dtype=np.int64)
+    return digest({**bundle.model.state_dict(), "predicted": predicted})
+
+
+def kernels() -> dict[str, str]:
+    """One probe per dispatching library, on fixed inputs: a failing job names its library."""
+    import numba
+    import torch
+    from scipy.linalg import blas
+
+    f = torch.nn.functional
+    g = torch.Generator().manual_seed(GOLDEN_SEED)
+    rng = np.random.default_rng(GOLDEN_SEED)
+    v = torch.randn(4099, 37, generator=g)
+    gemm = [torch.randn(m, k, generator=g) @ torch.randn(k, n, generator=g)
+            for m, k, n in ((10, 10, 10), (7, 100, 800), (256, 784, 500), (1797, 64, 500))]
+    lstm = torch.nn.LSTM(20, 16, bidirectional=True, batch_first=True)
+    with torch.no_grad():
+        for p in lstm.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+        lstm_out = lstm(torch.randn(4, 12, 20, generator=g))[0]
+    m = rng.standard_normal((200, 64))
+
+    @numba.njit(fastmath=True)
+    def numba_probe(a):
+        total = 0.0
+        for x in a.ravel():
+            total += np.exp(-x * x) * np.sqrt(abs(x))
+        return total
+
+    return {
+        "MKL gemm": digest({str(i): r for i, r in enumerate(gemm)}),
+        "MKL vector maths": digest({"exp": v.exp(), "log": v.abs().log(),
+                                    "sqrt": v.abs().sqrt(), "erf": torch.erf(v)}),
+        "oneDNN": digest({"conv1d": f.conv1d(torch.randn(100, 30, 17, generator=g),
+                                             torch.randn(50, 30, 3, generator=g), padding=1),
+                          "lstm": lstm_out}),
+        "ATen": digest({"tanh": v.tanh(), "sigmoid": v.sigmoid(), "softmax": v.softmax(1),
+                        "sum": v.sum(0), "pow": (1 + v * v).pow(-1.5)}),
+        "NumPy": digest({"exp": np.exp(m), "log": np.log(np.abs(m)), "sin": np.sin(m),
+                         "argsort": np.argsort(rng.integers(0, 5, 1000))}),
+        "OpenBLAS": digest({"numpy": m @ m.T, "scipy": blas.dgemm(1.0, m, m.T)}),
+        "numba": digest({"probe": np.array([numba_probe(m)])}),
+    }
+
+
+JOBS: dict[str, Callable[[], str | dict[str, str]]] = {
+    "kernels": kernels, "autoencoder": autoencoder, "kmeans": kmeans, "n2d": n2d,
+    "tagger": tagger,
+}
+
+
+def run(names: list[str] | None = None) -> dict[str, str]:
+    """sha256 per job; the kernels job gives one per library (``kernels.<library>``).
+
+    Runs as a pipeline job does: params.yaml's thread count, deterministic kernels."""
+    from pipeline.seeding import deterministic_torch, set_threads
+
+    set_threads(load()["threads"])
+    deterministic_torch()
+    out: dict[str, str] = {}
+    for name in names or JOBS:
+        result = JOBS[name]()
+        if isinstance(result, dict):
+            out.update({f"{name}.{k}": h for k, h in result.items()})
+        else:
+            out[name] = result
+    return out

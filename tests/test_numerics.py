@@ -1,0 +1,87 @@
+"""The numeric mode: applied before numeric libraries load, ambient values overridden and
+recorded, misuse refused, and replicate's explanation of a difference."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline import config, numerics
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child(code: str, **env: str) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("ONEDNN", "MKL", "NPY", "NUMBA", "OPENBLAS", "PIPELINE_"))}
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**base, **env},
+                          capture_output=True, text=True)
+
+
+def test_apply_overrides_an_ambient_setting_and_records_it():
+    proc = child("import os; from pipeline import numerics; numerics.apply('portable', 1);"
+                 "print(os.environ['MKL_CBWR'], os.environ['PIPELINE_NUMERICS_OVERRIDDEN'])",
+                 MKL_CBWR="AUTO")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["AVX2,STRICT", "MKL_CBWR=AUTO"]
+
+
+def test_apply_after_numpy_was_imported_is_refused():
+    proc = child("import numpy; from pipeline import numerics; numerics.apply('portable', 1)")
+    assert proc.returncode != 0
+    assert "numpy imported before the numeric mode was set up" in proc.stderr
+
+
+def test_native_mode_leaves_the_libraries_their_choice():
+    proc = child("import os; from pipeline import numerics; numerics.apply('native', 1);"
+                 "print(os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset'), os.environ['MKL_CBWR'])",
+                 MKL_CBWR="AUTO")
+    assert proc.stdout.split() == ["unset", "AUTO"]
+
+
+def test_a_job_command_runs_in_the_mode_params_asks_for(tmp_path):
+    cfg = config.read_yaml(ROOT / "params.yaml")
+    cfg["numerics"] = "native"
+    params = tmp_path / "native.yaml"
+    params.write_text(json.dumps(cfg))
+    proc = child("import os; from pipeline.numerics import apply_configured; apply_configured();"
+                 "print(os.environ['PIPELINE_NUMERICS'])", PIPELINE_PARAMS=str(params))
+    assert proc.stdout.strip() == "native"
+
+
+def test_params_reject_an_unknown_mode():
+    cfg = config.read_yaml(ROOT / "params.yaml")
+    cfg["numerics"] = "fast"
+    with pytest.raises(config.ConfigError, match="numerics: must be portable or native"):
+        config.validate(cfg, "params.yaml")
+
+
+def test_portable_mode_refuses_a_cpu_without_avx2(monkeypatch):
+    # A mock: no machine here lacks AVX2, and the refusal must be tested somewhere.
+    monkeypatch.setattr(numerics, "cpu_flags", lambda: {"sse2", "avx"})
+    with pytest.raises(numerics.NumericsError, match="lacks avx2, fma, f16c"):
+        numerics._check_cpu()
+
+
+RUN = {"numerics.mode": "portable", "numerics.torch.cpu_capability": "AVX2",
+       "numerics.numpy.dispatch": "AVX2", "numerics.openblas": "libscipy_openblas:Haswell",
+       "numerics.mkl_vendor_shim": "True", "env.lib.torch": "2.13.0", "env.cpu": "Intel Xeon"}
+
+
+def test_explain_is_silent_when_nothing_that_moves_bits_differs():
+    assert numerics.explain(RUN, {**RUN, "env.cpu": "AMD EPYC"}) == []
+
+
+def test_explain_names_mode_capability_and_library_version():
+    native = {**RUN, "numerics.mode": "native", "numerics.torch.cpu_capability": "AVX512",
+              "env.lib.torch": "2.14.1", "env.cpu": "AMD EPYC"}
+    causes = numerics.explain(native, RUN)
+    assert "numeric mode differs: run 'native', re-run 'portable'" in causes
+    assert "ATen CPU capability differs: run 'AVX512', re-run 'AVX2'" in causes
+    assert "library version differs: torch 2.14.1 in the run, 2.13.0 in the re-run" in causes
+    assert any("native numeric mode on 'AMD EPYC'" in c for c in causes)
