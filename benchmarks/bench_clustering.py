@@ -19,6 +19,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pipeline.numerics import apply_configured
+
+apply_configured()  # params.yaml's numeric mode, before numpy and torch load
+
 import torch
 import yaml
 

@@ -11,6 +11,10 @@ from __future__ import annotations
 import argparse
 import time
 
+from pipeline.numerics import apply_configured
+
+apply_configured()  # params.yaml's numeric mode, before numpy and torch load
+
 import numpy as np
 import torch
 

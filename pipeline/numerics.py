@@ -114,7 +114,8 @@ def apply(mode: str, threads: int) -> None:
     """Set up this process (and its children) before any numeric library loads."""
     loaded = [m for m in NUMERIC_MODULES if m in sys.modules]
     changed = export_env(mode, threads)
-    if loaded and (changed or (mode == "portable" and not _shim_loaded)):
+    late_shim = mode == "portable" and not _shim_loaded and "torch" in sys.modules
+    if loaded and (changed or late_shim):
         raise NumericsError(
             f"numerics: {', '.join(loaded)} imported before the numeric mode was set up "
             f"({', '.join(sorted(changed)) or 'MKL vendor shim'} would not take effect): call "
@@ -133,26 +134,24 @@ def apply_configured() -> str:
     return cfg["numerics"]
 
 
-def cpu_flags() -> set[str]:
+def cpuinfo(field: str) -> str:
+    """A field of /proc/cpuinfo for the first CPU ("" where there is none)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def cpu_vendor() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("vendor_id"):
+                if line.split(":", 1)[0].strip() == field:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    return ""
+
+
+def cpu_flags() -> set[str]:
+    return set(cpuinfo("flags").split())
+
+
+def cpu_vendor() -> str:
+    return cpuinfo("vendor_id") or platform.processor() or "unknown"
 
 
 def _check_cpu() -> None:

@@ -73,14 +73,9 @@ def determinism_flags() -> dict[str, str]:
 
 
 def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from pipeline.numerics import cpuinfo
+
+    return cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def _installed_packages_sha256() -> str:

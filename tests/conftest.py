@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 _params = config.read_yaml(ROOT / config.PARAMS_FILE)
 numerics.apply(_params["numerics"], _params["threads"])
 
-import mlflow  # noqa: E402
-import pytest  # noqa: E402
+import mlflow
+import pytest
 
 
 @pytest.fixture(scope="session")

@@ -80,5 +80,19 @@ def test_nearest_centroid_and_dcn_loss():
     assert s.tolist() == [0, 1]
     x = torch.tensor([[1.0, 0.0]])
     total, recon, cluster = dcn_loss(x, torch.tensor([[0.0, 0.0]]), z[:1], centroids[:1], 0.5)
-    # recon = mean([1, 0]) = 0.5; cluster = ||[1, 1]||^2 = 2; total = 0.5 + 0.5/2 * 2.
-    assert (recon.item(), cluster.item(), total.item()) == pytest.approx((0.5, 2.0, 1.0))
+    # recon = 1 + 0 (summed over d = 2); cluster = ||[1, 1]||^2 = 2; total = (1 + 0.5/2 * 2) / 2.
+    assert (recon.item(), cluster.item(), total.item()) == pytest.approx((1.0, 2.0, 0.75))
+
+
+def test_dcn_loss_has_the_reference_scale():
+    """boyangumn/DCN-New: mean_i [lbd * sum_j (x_ij - x_hat_ij)^2 + beta * ||z_i - c_i||^2]
+    with lbd = beta = 1. Ours with lambda 2 is that, divided by d."""
+    g = torch.Generator().manual_seed(0)
+    x, x_hat = torch.rand(5, 784, generator=g), torch.rand(5, 784, generator=g)
+    z, c = torch.randn(5, 10, generator=g), torch.randn(5, 10, generator=g)
+    reference = (((x - x_hat) ** 2).sum(1) + ((z - c) ** 2).sum(1)).mean()
+    total, _, _ = dcn_loss(x, x_hat, z, c, 2.0)
+    assert total.item() * 784 == pytest.approx(reference.item(), rel=1e-6)
+    # The clustering term weighs 1 / d of the old per-element-mean form's lambda 0.05.
+    old = ((x - x_hat) ** 2).mean() + 0.5 * 0.05 * ((z - c) ** 2).sum(1).mean()
+    assert total.item() != pytest.approx(old.item(), rel=1e-3)

@@ -153,6 +153,17 @@ def test_dec_stops_on_tolerance_before_max_iter(digits, autoencoders):
     assert len(result.history["delta_label"]) == 2 and "acc" not in result.history
 
 
+@pytest.mark.parametrize("interval, refreshes", [(5, [0, 5, 10]), (3, [0, 3, 6, 9])])
+def test_dec_refreshes_its_target_every_update_interval(digits, autoencoders, interval,
+                                                         refreshes):
+    x, y = digits
+    steps = []
+    hp = {**DEC, "update_interval": interval, "max_iter": 12}
+    fit_clustering("dec", x, y, 10, autoencoders[0][0], hp, 0, CPU,
+                   lambda metrics, step: steps.append(step))
+    assert steps == refreshes
+
+
 def test_kmeans_on_digits_finds_the_digits():
     x, y = load_clustering_dataset("digits", {"format": "sklearn_digits"}, None)
     hp = {"n_init": 4, "kmeans_max_iter": 100}

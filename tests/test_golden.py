@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import numerics
+from pipeline import config, numerics
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = json.loads((ROOT / "tests" / "golden_hashes.json").read_text())
@@ -67,15 +67,8 @@ def test_ambient_values_cannot_steer_a_portable_run():
 def test_native_mode_takes_other_code_paths_on_an_avx512_cpu(tmp_path):
     """The pinning is not a no-op: left to pick, MKL, ATen and NumPy choose AVX-512 here."""
     params = tmp_path / "params.yaml"
-    cfg = json.loads(json.dumps(numerics_free_params()))
-    cfg["numerics"] = "native"
+    cfg = {**config.read_yaml(ROOT / config.PARAMS_FILE), "numerics": "native"}
     params.write_text(json.dumps(cfg))
     got = result(golden({**clean_env(), "PIPELINE_PARAMS": str(params)}, "kernels"))
     moved = {k for k in got if got[k] != GOLDEN[k]}
     assert {"kernels.MKL gemm", "kernels.ATen", "kernels.NumPy"} <= moved
-
-
-def numerics_free_params() -> dict:
-    from pipeline import config
-
-    return config.read_yaml(ROOT / config.PARAMS_FILE)

@@ -1,6 +1,10 @@
 """DCN (Yang et al. 2017): k-means in the autoencoder's embedding, optimised jointly.
 
-Loss: ||x - g(f(x))||^2 + (lambda / 2) ||f(x) - M s||^2, minimised by alternating
+Loss: ||x - g(f(x))||^2 + (lambda / 2) ||f(x) - M s||^2 per sample, with the squared
+reconstruction error summed over the input's d dimensions as in the reference code
+(boyangumn/DCN-New: lbd * reconstruction + beta * clustering, lbd = beta = 1, i.e. lambda 2),
+and the whole divided by d so that its gradients keep the per-element scale of autoencoder
+pretraining (the learning rate keeps its meaning). Minimised by alternating
 (Algorithm 1 of the paper): a network step with assignments s and centroids M fixed, then
 each sample of the batch is assigned to its nearest centroid, and each centroid moves
 towards its samples with step size 1 / c_k, c_k counting the samples it has absorbed.
@@ -41,8 +45,9 @@ def update_centroids(
 def dcn_loss(
     x: torch.Tensor, x_hat: torch.Tensor, z: torch.Tensor, assigned: torch.Tensor, lam: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(total, reconstruction, clustering): per-element mean squared reconstruction error
-    (the scale of autoencoder pretraining) plus (lam / 2) * mean_i ||z_i - m_{s_i}||^2."""
-    recon = ((x_hat - x) ** 2).mean()
+    """(total, reconstruction, clustering), batch means of per-sample terms:
+    reconstruction = sum_j (x_ij - x_hat_ij)^2, clustering = ||z_i - m_{s_i}||^2,
+    total = (reconstruction + lam / 2 * clustering) / d."""
+    recon = ((x_hat - x) ** 2).sum(dim=1).mean()
     cluster = ((z - assigned) ** 2).sum(dim=1).mean()
-    return recon + 0.5 * lam * cluster, recon, cluster
+    return (recon + 0.5 * lam * cluster) / x.shape[1], recon, cluster

@@ -1,0 +1,34 @@
+"""The paper profiles set the budgets their comments state (an overlay is a contract)."""
+
+from pathlib import Path
+
+from pipeline import config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def merged(profile: str) -> dict:
+    return config.load(ROOT / "params.yaml", overlays=[str(ROOT / "configs" / profile)])
+
+
+def test_mnist_test_profile_sets_its_stated_budgets():
+    cfg = merged("paper-mnist-test.yaml")
+    methods = cfg["clustering"]["methods"]
+    assert cfg["seeds"] == [0, 1, 2, 3, 4]
+    assert list(cfg["clustering"]["datasets"]) == ["mnist_test"]
+    assert cfg["clustering"]["autoencoder"]["dims"] == [500, 500, 2000, 10]
+    assert methods["dec"]["update_interval"] == methods["idec"]["update_interval"] == 30
+    assert (methods["dec"]["optimizer"], methods["dec"]["lr"]) == ("sgd", 0.01)
+    assert (methods["idec"]["gamma"], methods["idec"]["optimizer"]) == (0.1, "adam")
+    assert (methods["dcn"]["lambda"], methods["dcn"]["n_init"],
+            methods["dcn"]["initial_count"]) == (2.0, 10, 100)
+    assert "n2d" in cfg["clustering"]["models"]
+
+
+def test_tagging_profile_runs_the_ablations_on_ewt_and_the_export():
+    cfg = merged("paper-tagging.yaml")
+    assert cfg["seeds"] == [1, 2, 3]
+    assert set(cfg["tagging"]["corpora"]) == {"ud_ewt", "uner_ewt_dev"}
+    assert cfg["tagging"]["models"] == ["bilstm_cnn_crf", "bilstm_cnn_softmax", "bilstm_crf",
+                                        "bilstm_softmax"]
+    assert cfg["tagging"]["trainer"]["max_epochs"] == 20
