@@ -75,12 +75,10 @@ onstart:
 
 
 onsuccess:
-    # DVC's view of the same stages: record hashes in dvc.lock and cache the outputs.
-    # --no-relink copies outputs into the cache and leaves the files (and their timestamps,
-    # which Snakemake judges by) alone: relinked, two outputs with the same bytes became one
-    # file with the older one's timestamp, and a job whose input was newer looked stale.
+    # DVC's view of the same stages: record hashes in dvc.lock and cache the outputs of
+    # every stage that is complete (a partial run commits what it made).
     if params.ENV_VAR not in os.environ:
-        shell("dvc commit --force --quiet --no-relink")
+        shell(f"{PY} dvc-commit")
     else:
         print("overlay configuration: dvc.lock describes params.yaml only; not committed")
 

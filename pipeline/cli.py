@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--keep", action="store_true", help="keep the scratch directory")
     gold = sub.add_parser("golden", help="run the golden jobs and print their sha256 as JSON")
     gold.add_argument("--job", action="append", help="only this job (repeatable)")
+    sub.add_parser("dvc-commit", help="dvc commit every stage whose outputs exist")
     dvc = sub.add_parser("dvc-yaml", help="write dvc.yaml from the Snakemake DAG")
     dvc.add_argument("--check", action="store_true",
                      help="exit 1 if dvc.yaml differs from the DAG instead of writing it")
@@ -116,6 +117,10 @@ def _run(args: argparse.Namespace) -> int:
         from pipeline import golden
 
         print(json.dumps(golden.run(args.job), indent=2, sort_keys=True))
+    elif cmd == "dvc-commit":
+        from pipeline import dvcgen
+
+        return dvcgen.commit()
     elif cmd == "dvc-yaml":
         from pipeline import dvcgen
 

@@ -191,7 +191,8 @@ def html_report(md: str, tables: list[Table], cfg: dict[str, Any]) -> str:
     """The markdown tables as HTML, plus each model's figures for the first seed, inlined."""
     from markdown_it import MarkdownIt
 
-    body = MarkdownIt("commonmark").enable("table").render(md)
+    # html False: labels and names come from data files; raw HTML in them is shown, not run.
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(md)
     seed = cfg["seeds"][0]
     for table in tables:
         body += f"<h2>Figures: {html.escape(table.dataset)} (seed {seed})</h2>\n"

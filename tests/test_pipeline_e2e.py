@@ -55,9 +55,8 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("project")
+def tiny_project(root: Path) -> Path:
+    """A committed copy of the repository with the TINY configuration and its dvc.yaml."""
     copy_repository(root)
     params = config.deep_merge(config.read_yaml(root / "params.yaml"), TINY)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -67,6 +66,12 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sh(root, sys.executable, "-m", "pipeline", "dvc-yaml")
     sh(root, "git", "add", "dvc.yaml")
     sh(root, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "dvc.yaml")
+    return root
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tiny_project(tmp_path_factory.mktemp("project"))
     run = sh(root, "snakemake", "--cores", "2")
     (root / "snakemake.log").write_text(run.stderr)
     return root
@@ -130,6 +135,20 @@ def test_dvc_is_clean_and_pushes(project):
     sh(project, "dvc", "push", "-q")
     assert any((project / ".dvcstore").rglob("*"))
     assert (project / "dvc.lock").exists()
+
+
+def test_a_partial_run_exits_0_and_commits_exactly_what_it_made(tmp_path):
+    root = tiny_project(tmp_path)
+    (root / "dvc.lock").unlink()  # the repository's lock describes the full default run
+    target = workflow.path("clustering_result", dataset="digits", model="kmeans", seed=0)
+    run = sh(root, "snakemake", "--cores", "2", f"{target}/metrics.json", check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "committed the 3 of" in run.stderr
+    locked = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    assert set(locked) == {"prepare_clustering--digits", "train_clustering--digits--kmeans--0",
+                           "evaluate_clustering--digits--kmeans--0"}
+    status = sh(root, "dvc", "status", "--json", *locked)
+    assert json.loads(status.stdout) == {}
 
 
 def test_a_second_run_does_nothing(project):

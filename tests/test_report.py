@@ -55,3 +55,13 @@ def test_comparison_in_words_says_why_three_seeds_cannot_be_significant():
     assert line.startswith("- kmeans vs dec: -0.3300")
     assert "not significant" in line and "smallest attainable two-sided p is 0.250" in line
     assert line.endswith("kmeans higher in 0, lower in 3 of 3 seeds.")
+
+
+def test_html_report_escapes_markup_that_comes_from_data():
+    from pipeline.report import html_report
+
+    label = "<img src=x onerror=alert(1)>"
+    md = f"| model | {label} |\n|---|---|\n| dec | 0.5 |\n\n<script>alert(2)</script>\n"
+    page = html_report(md, [], {"seeds": [0]})
+    assert "<img" not in page and "<script>" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
