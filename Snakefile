@@ -71,7 +71,7 @@ rule all:
 
 
 onstart:
-    shell(f"{PY} init-tracking && {PY} reap-runs")
+    shell(f"{PY} init-tracking && {PY} reap-runs && {PY} remove-leftovers")
 
 
 onsuccess:

@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     stage("report", "results across seeds -> reports/")
     sub.add_parser("init-tracking", help="create the MLflow store and experiments")
     sub.add_parser("reap-runs", help="mark runs of killed jobs FAILED")
+    sub.add_parser("remove-leftovers", help="delete temporaries of killed writes")
     rep = sub.add_parser("replicate", help="re-run recorded MLflow runs and compare outputs")
     rep.add_argument("run_ids", nargs="*", help="MLflow run ids")
     rep.add_argument("--all", action="store_true", help="every run behind reports/results.md")
@@ -107,6 +108,12 @@ def _run(args: argparse.Namespace) -> int:
         reaped = tracking.reap_orphans()
         if reaped:
             print(f"marked {reaped} run(s) of killed jobs FAILED", file=sys.stderr)
+    elif cmd == "remove-leftovers":
+        from pipeline import workflow
+        from pipeline.io import remove_leftovers
+
+        for path in remove_leftovers(workflow.OUTPUT_ROOTS):
+            print(f"removed {path} (a write killed before it finished)", file=sys.stderr)
     elif cmd == "replicate":
         from pipeline import replicate
 

@@ -1,7 +1,15 @@
-"""Atomic writers: a killed job never leaves a file that looks finished."""
+"""Durable, atomic writers: a killed job, or a crashed machine, never leaves a file that
+looks finished, and a failed write keeps the earlier file.
+
+Each file is written under a temporary name beside its destination (``.<name>.<random>.tmp``),
+flushed to disk (fsync), renamed over the destination, and the directory entry flushed too.
+A job killed outright leaves only such temporaries; ``remove_leftovers`` deletes them at the
+next workflow start.
+"""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -17,9 +25,23 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+LEFTOVER = ".*.tmp"  # what atomic_path leaves behind when its process is killed
+# The disk refused the bytes: file too large (ulimit -f), disk full, quota, I/O, read-only.
+WRITE_FAILURES = {errno.EFBIG, errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
+
+
+def _fsync(path: str | os.PathLike) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yield a temp path next to ``path``; rename over it only if the block succeeds."""
+    """Yield a temp path next to ``path``; make it durable and rename it over ``path`` only
+    if the block succeeds. A failed write (disk full, file-size limit) names ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -27,10 +49,29 @@ def atomic_path(path: str | os.PathLike):
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual mode
+        _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(path.parent)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if e.errno not in WRITE_FAILURES:
+            raise
+        raise OSError(e.errno, f"{path}: could not write ({e.strerror}); "
+                               "an earlier version of it, if any, is kept") from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_leftovers(roots: list[str | os.PathLike]) -> list[Path]:
+    """Delete the temporaries of writes that were killed before their rename."""
+    removed = []
+    for root in map(Path, roots):
+        for leftover in root.rglob(LEFTOVER) if root.is_dir() else []:
+            if leftover.is_file():
+                leftover.unlink()
+                removed.append(leftover)
+    return removed
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

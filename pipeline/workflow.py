@@ -28,6 +28,9 @@ PATHS = {
     "report": "reports",
 }
 
+# The fixed directories above the outputs (where killed writes may leave temporaries).
+OUTPUT_ROOTS = sorted({p.split("{")[0].rstrip("/") for p in PATHS.values()})
+
 # Files inside those directories. Each stage writes exactly these (atomically); a name
 # without a suffix is a directory.
 FILES = {
