@@ -126,6 +126,18 @@ def check_inputs(tags: dict[str, str]) -> list[str]:
     return problems
 
 
+def rerun_env(environ: dict[str, str], tags: dict[str, str]) -> dict[str, str]:
+    """The re-run's environment: this one without the numeric settings of this process's
+    mode, with those the run recorded instead (its job then applies its recorded mode)."""
+    managed = {numerics.MODE_VAR, numerics.OVERRIDDEN_VAR, *numerics.REMOVED,
+               *numerics.THREAD_VARS, *(k for s in numerics.PORTABLE.values() for k in s)}
+    env = {k: v for k, v in environ.items() if k not in managed and k != config.ENV_VAR}
+    prefix = "numerics.env."
+    env.update({k[len(prefix):]: v for k, v in tags.items()
+                if k.startswith(prefix) and v != "unset" and k[len(prefix):] in managed})
+    return env
+
+
 def rerun(run: Any, recorded_cfg: dict[str, Any], scratch: Path) -> tuple[str, str]:
     """Re-run the job in ``scratch``; return its MLflow store URI and run id."""
     tags = run.data.tags
@@ -137,7 +149,7 @@ def rerun(run: Any, recorded_cfg: dict[str, Any], scratch: Path) -> tuple[str, s
     recorded_cfg = {"numerics": "native", **recorded_cfg}
     (scratch / config.PARAMS_FILE).write_text(json.dumps(recorded_cfg))  # JSON is YAML
     uri = f"sqlite:///{scratch}/mlflow.db"
-    env = {k: v for k, v in os.environ.items() if k != config.ENV_VAR}
+    env = rerun_env(dict(os.environ), tags)
     env.update(MLFLOW_TRACKING_URI=uri, PYTHONPATH=str(Path.cwd()), CI="true")
     argv = shlex.split(tags["command"])[3:]  # after "python -m pipeline" (written by shlex.join)
     proc = subprocess.run([sys.executable, "-m", "pipeline", *argv], cwd=scratch, env=env,

@@ -85,3 +85,15 @@ def test_explain_names_mode_capability_and_library_version():
     assert "ATen CPU capability differs: run 'AVX512', re-run 'AVX2'" in causes
     assert "library version differs: torch 2.14.1 in the run, 2.13.0 in the re-run" in causes
     assert any("native numeric mode on 'AMD EPYC'" in c for c in causes)
+
+
+def test_replicate_reruns_with_the_numeric_settings_the_run_recorded():
+    """A native run re-run from a portable shell must not inherit this shell's pins."""
+    from pipeline.replicate import rerun_env
+
+    shell = {"PATH": "/bin", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2,STRICT",
+             "PIPELINE_NUMERICS": "portable", "PIPELINE_PARAMS": "overlay.yaml"}
+    recorded = {"numerics.env.MKL_CBWR": "unset", "numerics.env.ONEDNN_MAX_CPU_ISA": "unset",
+                "numerics.env.NUMBA_CPU_NAME": "skylake-avx512", "numerics.mode": "native",
+                "numerics.env.NOT_OURS": "x"}
+    assert rerun_env(shell, recorded) == {"PATH": "/bin", "NUMBA_CPU_NAME": "skylake-avx512"}
