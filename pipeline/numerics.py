@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import os
 import platform
 import shutil
@@ -29,9 +30,9 @@ MODES = ("portable", "native")
 MODE_VAR = "PIPELINE_NUMERICS"  # the mode this process tree was set up for
 OVERRIDDEN_VAR = "PIPELINE_NUMERICS_OVERRIDDEN"
 
-# Library -> (variable, value). The values are each library's documented AVX2 code path.
+# Library -> {variable: value}. The values are each library's documented AVX2 code path.
 PORTABLE: dict[str, dict[str, str]] = {
-    "oneDNN": {  # convolutions, LSTM: no AVX-512/AMX kernels, no implicit bf16 maths
+    "oneDNN": {  # convolutions (the char CNN): no AVX-512/AMX kernels, no implicit bf16
         "ONEDNN_MAX_CPU_ISA": "AVX2",
         "DNNL_MAX_CPU_ISA": "AVX2",
         "ONEDNN_DEFAULT_FPMATH_MODE": "STRICT",
@@ -99,11 +100,16 @@ def export_env(mode: str, threads: int) -> set[str]:
     PIPELINE_NUMERICS_OVERRIDDEN so that each run records what it overrode.
     """
     env, removed = applied_env(mode, threads)
+    if mode == "native" and os.environ.get(MODE_VAR) == "portable":
+        # A portable parent's pins are ours, not the user's: drop them, restore what they hid.
+        for key in {k for settings in PORTABLE.values() for k in settings}:
+            os.environ.pop(key, None)
+        os.environ.update(json.loads(os.environ.pop(OVERRIDDEN_VAR, "{}")))
     changed = {k for k, v in env.items() if os.environ.get(k) != v}
     changed |= {k for k in removed if k in os.environ}
-    overridden = sorted(k for k in changed if k in os.environ and k != MODE_VAR)
+    overridden = {k: os.environ[k] for k in sorted(changed) if k in os.environ and k != MODE_VAR}
     if overridden:
-        os.environ[OVERRIDDEN_VAR] = ",".join(f"{k}={os.environ[k]}" for k in overridden)
+        os.environ[OVERRIDDEN_VAR] = json.dumps(overridden)
     os.environ.update(env)
     for key in removed:
         os.environ.pop(key, None)

@@ -28,13 +28,23 @@ def test_apply_overrides_an_ambient_setting_and_records_it():
                  "print(os.environ['MKL_CBWR'], os.environ['PIPELINE_NUMERICS_OVERRIDDEN'])",
                  MKL_CBWR="AUTO")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["AVX2,STRICT", "MKL_CBWR=AUTO"]
+    assert proc.stdout.split() == ["AVX2,STRICT", '{"MKL_CBWR":', '"AUTO"}']
 
 
 def test_apply_after_numpy_was_imported_is_refused():
     proc = child("import numpy; from pipeline import numerics; numerics.apply('portable', 1)")
     assert proc.returncode != 0
     assert "numpy imported before the numeric mode was set up" in proc.stderr
+
+
+def test_native_below_a_portable_parent_drops_the_parents_pins_and_restores_the_users():
+    proc = child("import os; from pipeline import numerics; numerics.export_env('portable', 1);"
+                 "numerics.export_env('native', 1);"
+                 "print(os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset'), os.environ['MKL_CBWR'],"
+                 "os.environ['NPY_DISABLE_CPU_FEATURES'])",
+                 MKL_CBWR="AUTO", NPY_DISABLE_CPU_FEATURES="AVX512F")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["unset", "AUTO", "AVX512F"]
 
 
 def test_native_mode_leaves_the_libraries_their_choice():
