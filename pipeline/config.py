@@ -119,6 +119,17 @@ def _require(cond: bool, where: str, message: str) -> None:
         raise ConfigError(f"{where}: {message}")
 
 
+def _check_augment(spec: Any, where: str) -> None:
+    """Shifts and rotations of images: {rotation: degrees, shift: fraction of the size}."""
+    _require(isinstance(spec, Mapping) and set(spec) == {"rotation", "shift"}, where,
+             f"must be null or {{rotation: degrees, shift: fraction}}, got {spec!r}")
+    rotation, shift = spec["rotation"], spec["shift"]
+    _require(isinstance(rotation, (int, float)) and 0 <= rotation <= 180, where,
+             f"rotation must be 0-180 degrees, got {rotation!r}")
+    _require(isinstance(shift, (int, float)) and 0 <= shift < 0.5, where,
+             f"shift must be a fraction of the image size in [0, 0.5), got {shift!r}")
+
+
 def validate(cfg: Mapping[str, Any], source: str) -> None:
     seeds = cfg.get("seeds")
     _require(
@@ -145,6 +156,11 @@ def validate(cfg: Mapping[str, Any], source: str) -> None:
     for model in clustering.get("models", []):
         _require(model in clustering.get("methods", {}), f"{source}: clustering.models",
                  f"{model!r} has no block under clustering.methods")
+    blocks = {"autoencoder": clustering.get("autoencoder", {}),
+              **{f"methods.{m}": hp for m, hp in clustering.get("methods", {}).items()}}
+    for name, block in blocks.items():
+        if isinstance(block, Mapping) and block.get("augment") is not None:
+            _check_augment(block["augment"], f"{source}: clustering.{name}.augment")
     tagging = cfg.get("tagging", {})
     exports = cfg.get("annotation", {}).get("exports", {})
     for name, entry in tagging.get("corpora", {}).items():

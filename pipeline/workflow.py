@@ -46,7 +46,7 @@ FILES = {
 }
 
 # Clustering methods that start from the shared pretrained autoencoder.
-USES_AUTOENCODER = {"ae_kmeans", "dec", "idec", "dcn", "n2d"}
+USES_AUTOENCODER = {"ae_kmeans", "dec", "dec_da", "idec", "dcn", "n2d"}
 
 # Source files each stage's result depends on: a change reruns that stage (and what follows).
 CODE = {
@@ -58,13 +58,14 @@ CODE = {
         "annotation/convert.py", "pipeline/stages/prepare.py",
     ],
     "pretrain": [
-        "pipeline/models/autoencoder.py", "pipeline/train/clustering.py",
-        "pipeline/stages/clustering.py", "pipeline/seeding.py", "pipeline/numerics.py",
-    ],
-    "train_clustering": [
-        "pipeline/models/autoencoder.py", "pipeline/models/dec.py", "pipeline/models/dcn.py",
+        "pipeline/models/autoencoder.py", "pipeline/data/augment.py",
         "pipeline/train/clustering.py", "pipeline/stages/clustering.py", "pipeline/seeding.py",
         "pipeline/numerics.py",
+    ],
+    "train_clustering": [
+        "pipeline/models/autoencoder.py", "pipeline/data/augment.py", "pipeline/models/dec.py",
+        "pipeline/models/dcn.py", "pipeline/train/clustering.py", "pipeline/stages/clustering.py",
+        "pipeline/seeding.py", "pipeline/numerics.py",
     ],
     "evaluate_clustering": ["pipeline/evaluate/clustering.py", "pipeline/stages/clustering.py",
                             "pipeline/numerics.py"],

@@ -7,9 +7,10 @@ from sklearn.mixture import GaussianMixture
 
 from pipeline.data.clustering import load_clustering_dataset
 from pipeline.evaluate.clustering import unsupervised_accuracy
+from pipeline.models.autoencoder import Autoencoder
 from pipeline.models.dcn import nearest_centroid
 from pipeline.models.dec import soft_assignment
-from pipeline.train.clustering import fit_clustering, pretrain_autoencoder
+from pipeline.train.clustering import fit_clustering, pretrain_autoencoder, reconstruction_error
 
 CPU = torch.device("cpu")
 KM = {"n_init": 2, "kmeans_max_iter": 50, "batch_size": 64}
@@ -25,6 +26,11 @@ AE = {
     "input_dropout": 0.1,
     "layerwise_epochs": 1,
     "layerwise_dropout": 0.2,
+    "input_scale": 1.0,
+    "reconstruction": "mean",
+    "lr_step": None,
+    "augment": None,
+    "monitor": {"every": 0, "n_init": 2, "kmeans_max_iter": 50},
 }
 DEC = {
     **KM,
@@ -35,11 +41,13 @@ DEC = {
     "update_interval": 5,
     "tol": 0.0,
     "max_iter": 12,
+    "augment": None,
 }
 HP = {
     "kmeans": KM,
     "ae_kmeans": KM,
     "dec": DEC,
+    "dec_da": {**DEC, "augment": {"rotation": 10, "shift": 0.1}},
     "idec": {**DEC, "gamma": 0.1},
     "dcn": {
         **KM,
@@ -91,11 +99,11 @@ def test_pretraining_is_reproducible_and_seed_dependent(autoencoders):
     assert [len(history[f"layerwise_loss_{i}"]) for i in range(4)] == [1, 1, 1, 1]
 
 
-@pytest.mark.parametrize("method", ["ae_kmeans", "dec", "idec", "dcn", "n2d"])
+@pytest.mark.parametrize("method", ["ae_kmeans", "dec", "dec_da", "idec", "dcn", "n2d"])
 def test_method_is_reproducible_and_seed_dependent(digits, autoencoders, method):
     x, y = digits
     run = [
-        fit_clustering(method, x, y, 10, ae, HP[method], seed, CPU, no_log)
+        fit_clustering(method, x, y, 10, ae, HP[method], seed, CPU, no_log, (8, 8))
         for (ae, _), seed in zip(autoencoders, (0, 0, 1), strict=True)
     ]
     assert run[0].assignments.dtype == np.int64
@@ -185,3 +193,74 @@ def test_missing_hyper_parameter_is_a_key_error(digits):
     x, _ = digits
     with pytest.raises(KeyError, match="epochs"):
         pretrain_autoencoder(x, {k: v for k, v in AE.items() if k != "epochs"}, 0, CPU, no_log)
+
+
+def test_dec_da_trains_on_moved_images_and_needs_images(digits, autoencoders):
+    x, y = digits
+    ae = autoencoders[0][0]
+    dec = fit_clustering("dec", x, y, 10, ae, DEC, 0, CPU, no_log, (8, 8))
+    dec_da = fit_clustering("dec_da", x, y, 10, ae, HP["dec_da"], 0, CPU, no_log, (8, 8))
+    # same k-means start and batch order: only the augmented batches differ
+    assert dec.history["delta_label"][0] == dec_da.history["delta_label"][0]
+    assert not same_state(dec.state, dec_da.state)
+    with pytest.raises(ValueError, match="not square images"):
+        fit_clustering("dec_da", x, y, 10, ae, HP["dec_da"], 0, CPU, no_log, None)
+
+
+def test_monitoring_curve_does_not_steer_pretraining(digits):
+    x, y = digits
+    hp = {**AE, "layerwise_epochs": 0, "epochs": 4}
+    watched = {**hp, "monitor": {**hp["monitor"], "every": 2}}
+    plain, plain_history = pretrain_autoencoder(x, hp, 0, CPU, no_log, (8, 8), y)
+    model, history = pretrain_autoencoder(x, watched, 0, CPU, no_log, (8, 8), y)
+    assert same_state(plain.state_dict(), model.state_dict())
+    assert history["loss"] == plain_history["loss"] and "epoch" not in plain_history
+    assert history["epoch"] == [2.0, 4.0] and len(history["ae_kmeans_acc"]) == 2
+    assert all(0.1 <= acc <= 1.0 for acc in history["ae_kmeans_acc"])
+
+
+def test_pretraining_augments_images_only(digits):
+    x, _ = digits
+    hp = {**AE, "layerwise_epochs": 0}
+    augmented = {**hp, "augment": {"rotation": 10, "shift": 0.1}}
+    plain, _ = pretrain_autoencoder(x, hp, 0, CPU, no_log)
+    on_rows, _ = pretrain_autoencoder(x, augmented, 0, CPU, no_log, None)
+    on_images, _ = pretrain_autoencoder(x, augmented, 0, CPU, no_log, (8, 8))
+    assert same_state(plain.state_dict(), on_rows.state_dict())
+    assert not same_state(plain.state_dict(), on_images.state_dict())
+
+
+def test_learning_rate_steps_after_whole_epochs(digits):
+    """gamma 0 stops SGD after the first epoch: three epochs end where one ended."""
+    x, _ = digits
+    hp = {**AE, "layerwise_epochs": 0, "input_dropout": 0.0, "optimizer": "sgd", "lr": 0.1,
+          "momentum": 0.9, "lr_step": {"every": 1, "gamma": 0.0}}
+    one, _ = pretrain_autoencoder(x, {**hp, "epochs": 1}, 0, CPU, no_log)
+    three, history = pretrain_autoencoder(x, {**hp, "epochs": 3}, 0, CPU, no_log)
+    assert same_state(one.state_dict(), three.state_dict())
+    assert history["loss"][1] == pytest.approx(history["loss"][2], rel=1e-6)  # batch order
+    moving, _ = pretrain_autoencoder(x, {**hp, "epochs": 3, "lr_step": None}, 0, CPU, no_log)
+    assert not same_state(one.state_dict(), moving.state_dict())
+
+
+def test_reconstruction_scales():
+    x_hat, x = torch.tensor([[1.0, 2.0], [0.0, 0.0]]), torch.tensor([[0.0, 0.0], [0.0, 3.0]])
+    assert reconstruction_error(x_hat, x, "mean").item() == (1 + 4 + 9) / 4
+    assert reconstruction_error(x_hat, x, "half_sum").item() == 0.5 * (1 + 4 + 9) / 2
+    with pytest.raises(ValueError, match="unknown reconstruction 'sum'"):
+        reconstruction_error(x_hat, x, "sum")
+
+
+def test_input_scale_is_inside_the_autoencoder(digits):
+    """Scaled layers, input-unit reconstructions: the embedding of x equals the unscaled
+    model's embedding of scale * x."""
+    x, _ = digits
+    scaled = Autoencoder(x.shape[1], {**AE, "input_scale": 5.0})
+    plain = Autoencoder(x.shape[1], AE)
+    plain.load_state_dict(scaled.state_dict())
+    xt = torch.from_numpy(x)
+    with torch.no_grad():
+        z, x_hat = scaled(xt)
+        z_ref, x_hat_ref = plain(xt * 5.0)
+    assert torch.equal(z, z_ref)
+    torch.testing.assert_close(x_hat, x_hat_ref / 5.0)

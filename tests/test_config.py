@@ -47,6 +47,10 @@ def test_overlay_merges_and_null_drops_a_default_entry(tmp_path):
     ({"tagging": {"corpora": {"c": {"format": "label_studio", "export": "missing"}}}},
      "annotation.exports"),
     ({"tagging": {"models": ["crf9000"]}}, "'crf9000' has no block under tagging.variants"),
+    ({"clustering": {"autoencoder": {"augment": {"zoom": 0.1}}}},
+     r"clustering.autoencoder.augment: must be null or \{rotation"),
+    ({"clustering": {"methods": {"dec_da": {"augment": {"rotation": 10, "shift": 0.6}}}}},
+     r"clustering.methods.dec_da.augment: shift must be a fraction"),
 ])
 def test_bad_params_name_the_key(tmp_path, patch, message):
     base = config.read_yaml(ROOT / "params.yaml")

@@ -16,7 +16,16 @@ def test_mnist_test_profile_sets_its_stated_budgets():
     methods = cfg["clustering"]["methods"]
     assert cfg["seeds"] == [0, 1, 2, 3, 4]
     assert list(cfg["clustering"]["datasets"]) == ["mnist_test"]
-    assert cfg["clustering"]["autoencoder"]["dims"] == [500, 500, 2000, 10]
+    ae = cfg["clustering"]["autoencoder"]
+    assert ae["dims"] == [500, 500, 2000, 10]
+    assert (ae["optimizer"], ae["lr"], ae["epochs"], ae["layerwise_epochs"]) == ("adam", 0.001,
+                                                                                200, 0)
+    assert ae["augment"] == methods["dec_da"]["augment"] == {"rotation": 10, "shift": 0.1}
+    assert methods["dec"]["augment"] is None and methods["idec"]["augment"] is None
+    assert ae["monitor"]["every"] == 25 and ae["monitor"]["n_init"] == 20
+    assert methods["dec_da"]["update_interval"] == 30
+    assert {k: v for k, v in methods["dec_da"].items() if k != "augment"} == {
+        k: v for k, v in methods["dec"].items() if k != "augment"}
     assert methods["dec"]["update_interval"] == methods["idec"]["update_interval"] == 30
     assert (methods["dec"]["optimizer"], methods["dec"]["lr"]) == ("sgd", 0.01)
     assert (methods["idec"]["gamma"], methods["idec"]["optimizer"]) == (0.1, "adam")

@@ -1,9 +1,11 @@
 """Fully connected autoencoder d-500-500-2000-10 used by AE+k-means, DEC, IDEC and DCN.
 
 Hidden layers use the activation from hp; the bottleneck and the output are linear, as in
-DEC (Xie et al. 2016) and its public reimplementations. The encoder and decoder are stored
-layer by layer, so greedy layer-wise pretraining can train the i-th encoder layer together
-with its mirror decoder layer as one shallow denoising autoencoder.
+DEC (Xie et al. 2016) and its public reimplementations. The layers see the input times
+``input_scale`` (DEC's own code feeds MNIST pixels x 0.02); decode() returns input units.
+The encoder and decoder are stored layer by layer, so greedy layer-wise pretraining can
+train the i-th encoder layer together with its mirror decoder layer as one shallow
+denoising autoencoder.
 """
 
 from __future__ import annotations
@@ -20,10 +22,14 @@ ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "elu": n
 
 def init_linear(layer: nn.Linear, scheme: str, scale: float) -> None:
     """'variance_scaling_uniform': U(-sqrt(3 scale / fan_in), +...) and zero bias (DEC-keras);
+    'normal': N(0, scale^2) and zero bias (DEC's own code, scale 0.01);
     'torch_default' keeps PyTorch's initialisation."""
     if scheme == "variance_scaling_uniform":
         limit = math.sqrt(3.0 * scale / layer.in_features)
         nn.init.uniform_(layer.weight, -limit, limit)
+        nn.init.zeros_(layer.bias)
+    elif scheme == "normal":
+        nn.init.normal_(layer.weight, 0.0, scale)
         nn.init.zeros_(layer.bias)
     elif scheme != "torch_default":
         raise ValueError(f"unknown init scheme '{scheme}'")
@@ -33,6 +39,7 @@ class Autoencoder(nn.Module):
     def __init__(self, input_dim: int, hp: Mapping[str, Any]):
         super().__init__()
         self.sizes = [input_dim, *hp["dims"]]
+        self.input_scale = float(hp["input_scale"])
         self.activation = hp["activation"]
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation '{self.activation}'")
@@ -67,14 +74,16 @@ class Autoencoder(nn.Module):
         return h if i == 0 else self.act(h)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        x = x * self.input_scale
         for i in range(self.n_layers):
             x = self.encode_layer(i, x)
         return x
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The reconstruction in input units (the layers work on input_scale * x)."""
         for i in reversed(range(self.n_layers)):
             z = self.decode_layer(i, z)
-        return z
+        return z / self.input_scale
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.encode(x)

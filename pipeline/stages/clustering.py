@@ -20,6 +20,11 @@ def _prepared(dataset: str) -> tuple[np.ndarray, np.ndarray, dict]:
     return np.load(base / "x.npy"), np.load(base / "y.npy"), manifest
 
 
+def image_shape(manifest: dict) -> tuple[int, int] | None:
+    """(height, width) when the rows are square images (augmentation applies), else None."""
+    return tuple(manifest["image_shape"]) if manifest["image_shape"] else None
+
+
 def pretrain(dataset: str, seed: int) -> None:
     from pipeline.train.clustering import pretrain_autoencoder
 
@@ -32,9 +37,12 @@ def pretrain(dataset: str, seed: int) -> None:
                  inputs, cfg, str(device),
                  {"dataset": dataset, "model": "autoencoder"}) as run:
         seed_everything(seed)
-        x, _, _ = _prepared(dataset)
+        x, y, manifest = _prepared(dataset)
+        if cfg["clustering"]["autoencoder"]["augment"]:
+            run.set_tags({"augment": "on" if image_shape(manifest)
+                          else "off: the rows are not square images"})
         model, history = pretrain_autoencoder(x, cfg["clustering"]["autoencoder"], seed, device,
-                                              run.log_metrics)
+                                              run.log_metrics, image_shape(manifest), y)
         save_torch(out / "weights.pt", model.state_dict())
         run.log_artifact(out / "weights.pt", "model")
         run.log_text(str(model), "model/architecture.txt")
@@ -69,7 +77,7 @@ def train(dataset: str, model: str, seed: int) -> None:
             autoencoder.load_state_dict(torch.load(f"{ae_dir}/weights.pt", weights_only=True))
         result = fit_clustering(model, x, y, manifest["n_clusters"], autoencoder,
                                 cfg["clustering"]["methods"][model], seed, device,
-                                run.log_metrics)
+                                run.log_metrics, image_shape(manifest))
         save_torch(out / "state.pt", result.state)
         write_npy(out / "predictions.npy", result.assignments.astype(np.int64))
         embedding = result.embedding if result.embedding is not None else np.empty((0,))

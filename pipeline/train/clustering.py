@@ -20,6 +20,7 @@ from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
+from pipeline.data.augment import random_affine
 from pipeline.evaluate.clustering import clustering_metrics
 from pipeline.models.autoencoder import Autoencoder, embed
 from pipeline.models.dcn import dcn_loss, nearest_centroid, update_centroids
@@ -57,9 +58,11 @@ def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[tor
         yield from perm.split(batch_size)
 
 
-def fit_kmeans(z: np.ndarray, n_clusters: int, hp: Mapping[str, Any], seed: int) -> KMeans:
+def fit_kmeans(
+    z: np.ndarray, n_clusters: int, hp: Mapping[str, Any], seed: int, purpose: str = "kmeans"
+) -> KMeans:
     """scikit-learn k-means, single-threaded: its multi-threaded sums vary between runs."""
-    random_state = int(numpy_rng(seed, "kmeans").integers(2**31 - 1))
+    random_state = int(numpy_rng(seed, purpose).integers(2**31 - 1))
     km = KMeans(
         n_clusters, n_init=hp["n_init"], max_iter=hp["kmeans_max_iter"], random_state=random_state
     )
@@ -104,12 +107,19 @@ def _train_stage(
     history: dict[str, list[float]],
     log: LogFn,
     step: int,
+    after_epoch: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Minibatch training of ``loss_fn(batch_indices)`` for a number of epochs."""
+    """Minibatch training of ``loss_fn(batch_indices)`` for a number of epochs.
+
+    ``hp["lr_step"]`` (null: constant) multiplies the learning rate by ``gamma`` every
+    ``every`` epochs, as DEC's own pretraining does (x0.1 every 20k iterations).
+    """
     opt = make_optimizer(params, hp)
+    step_lr = hp["lr_step"]
+    schedule = step_lr and torch.optim.lr_scheduler.StepLR(opt, step_lr["every"], step_lr["gamma"])
     order = batches(n, hp["batch_size"], generator)
     steps_per_epoch = -(-n // hp["batch_size"])
-    for _ in progress(range(epochs), desc=name):
+    for epoch in progress(range(epochs), desc=name):
         total = torch.zeros((), dtype=torch.float64)  # summed on the device: no sync per step
         for _ in range(steps_per_epoch):
             idx = next(order)
@@ -118,38 +128,66 @@ def _train_stage(
             loss.backward()
             opt.step()
             total = total.to(loss.device) + loss.detach().double() * len(idx)
+        if schedule:
+            schedule.step()
         record(history, {name: total.item() / n}, step, log)
+        if after_epoch:
+            after_epoch(epoch + 1, step)
         step += 1
     return step
 
 
-def pretrain_autoencoder(
-    x: np.ndarray, hp: Mapping[str, Any], seed: int, device: torch.device, log: LogFn
-) -> tuple[Autoencoder, dict[str, list[float]]]:
-    """Optional greedy layer-wise denoising pretraining, then end-to-end training (MSE).
+def reconstruction_error(x_hat: torch.Tensor, x: torch.Tensor, reduction: str) -> torch.Tensor:
+    """'mean': per-element mean squared error (Keras' mse); 'half_sum': half the squared error
+    summed over a sample's inputs, averaged over the batch (DEC's LinearRegressionOutput)."""
+    if reduction == "mean":
+        return ((x_hat - x) ** 2).mean()
+    if reduction == "half_sum":
+        return 0.5 * ((x_hat - x) ** 2).sum(dim=1).mean()
+    raise ValueError(f"unknown reconstruction '{reduction}' (expected mean or half_sum)")
 
-    Layer-wise (DEC): encoder layer i and its mirror decoder layer form a shallow
-    autoencoder trained on the frozen output of layers < i, with dropout on its input and
-    code; ``layerwise_epochs: 0`` skips it. End-to-end: dropout ``input_dropout`` on x.
+
+def pretrain_autoencoder(
+    x: np.ndarray,
+    hp: Mapping[str, Any],
+    seed: int,
+    device: torch.device,
+    log: LogFn,
+    image_shape: tuple[int, int] | None = None,
+    y_for_monitoring: np.ndarray | None = None,
+) -> tuple[Autoencoder, dict[str, list[float]]]:
+    """Optional greedy layer-wise denoising pretraining, then end-to-end training.
+
+    Layer-wise (DEC, piiswrong/dec): encoder layer i and its mirror decoder layer form a
+    shallow autoencoder trained on the frozen output of layers < i, with dropout on its
+    input (not on the pixels) and on its code (not on the bottleneck); ``layerwise_epochs: 0``
+    skips it. End-to-end: dropout ``input_dropout`` on x. With ``augment`` set and an
+    image data set, each batch is randomly shifted and rotated (DEC-DA) and reconstructed
+    as augmented. Every ``monitor.every`` end-to-end epochs, AE + k-means is scored against
+    the labels: a curve to look at, never read by the training.
     """
     generator = seed_everything(seed)
     model = Autoencoder(x.shape[1], hp).to(device)
     data = torch.from_numpy(x).to(device)
+    scale = model.input_scale
     history: dict[str, list[float]] = {}
     drop = torch.nn.functional.dropout
+    reduction = hp["reconstruction"]
     step = 0
     if hp["layerwise_epochs"] > 0:
         p = hp["layerwise_dropout"]
         for i in range(model.n_layers):
             with torch.no_grad():
-                inputs = data
+                inputs = data * scale
                 for j in range(i):
                     inputs = model.encode_layer(j, inputs)
+            p_in = p if i > 0 else 0.0
+            p_code = p if i < model.n_layers - 1 else 0.0
 
-            def shallow_loss(idx: torch.Tensor, i: int = i, inputs: torch.Tensor = inputs):
+            def shallow_loss(idx: torch.Tensor, i=i, inputs=inputs, p_in=p_in, p_code=p_code):
                 h = inputs[idx]
-                code = drop(model.encode_layer(i, drop(h, p)), p)
-                return ((model.decode_layer(i, code) - h) ** 2).mean()
+                code = drop(model.encode_layer(i, drop(h, p_in)), p_code)
+                return reconstruction_error(model.decode_layer(i, code), h, reduction)
 
             layer_params = [
                 *model.encoder_layers[i].parameters(),
@@ -168,13 +206,28 @@ def pretrain_autoencoder(
                 step,
             )
 
+    augment = hp["augment"] if image_shape else None
+
     def loss(idx: torch.Tensor) -> torch.Tensor:
         xb = data[idx]
+        if augment:
+            xb = random_affine(xb, image_shape, augment, generator)
         _, x_hat = model(drop(xb, hp["input_dropout"]))
-        return ((x_hat - xb) ** 2).mean()
+        return reconstruction_error(x_hat * scale, xb * scale, reduction)
+
+    every = hp["monitor"]["every"] if y_for_monitoring is not None else 0
+
+    def score(epoch: int, step: int) -> None:
+        if every and epoch % every == 0:
+            z = embed(model, data, hp["batch_size"]).cpu().numpy()
+            km = fit_kmeans(z, len(np.unique(y_for_monitoring)), hp["monitor"], seed, "monitor")
+            scores = monitor(y_for_monitoring, km.labels_)
+            metrics = {"epoch": float(epoch), **{f"ae_kmeans_{k}": v for k, v in scores.items()}}
+            record(history, metrics, step, log)
 
     _train_stage(
-        model.parameters(), loss, len(data), hp["epochs"], hp, generator, "loss", history, log, step
+        model.parameters(), loss, len(data), hp["epochs"], hp, generator, "loss", history, log,
+        step, score,
     )
     return model.cpu().eval(), history
 
@@ -182,7 +235,9 @@ def pretrain_autoencoder(
 # --------------------------------------------------------------------------- methods
 
 
-def _kmeans(x, y, n_clusters, autoencoder, hp, seed, generator, device, log) -> ClusteringResult:
+def _kmeans(
+    x, y, n_clusters, autoencoder, hp, seed, generator, device, log, image_shape
+) -> ClusteringResult:
     km = fit_kmeans(x, n_clusters, hp, seed)
     history: dict[str, list[float]] = {}
     record(history, {"inertia": float(km.inertia_), **monitor(y, km.labels_)}, 0, log)
@@ -190,7 +245,9 @@ def _kmeans(x, y, n_clusters, autoencoder, hp, seed, generator, device, log) -> 
     return ClusteringResult(km.labels_.astype(np.int64), state, None, history)
 
 
-def _ae_kmeans(x, y, n_clusters, autoencoder, hp, seed, generator, device, log) -> ClusteringResult:
+def _ae_kmeans(
+    x, y, n_clusters, autoencoder, hp, seed, generator, device, log, image_shape
+) -> ClusteringResult:
     model = copy.deepcopy(autoencoder).to(device)
     z = embed(model, torch.from_numpy(x).to(device), hp["batch_size"]).cpu().numpy()
     km = fit_kmeans(z, n_clusters, hp, seed)
@@ -201,13 +258,18 @@ def _ae_kmeans(x, y, n_clusters, autoencoder, hp, seed, generator, device, log) 
 
 
 def _dec(
-    x, y, n_clusters, autoencoder, hp, seed, generator, device, log, gamma=None
+    x, y, n_clusters, autoencoder, hp, seed, generator, device, log, image_shape, gamma=None
 ) -> ClusteringResult:
     """DEC (gamma None: KL only, encoder trained) or IDEC (reconstruction + gamma * KL).
 
     Every ``update_interval`` iterations: recompute q on all data, refresh P, and stop once
     fewer than a fraction ``tol`` of hard assignments changed since the previous refresh.
+    With ``augment`` set (DEC-DA), the network sees randomly shifted and rotated batches
+    while P stays computed on the clean images.
     """
+    augment = hp["augment"]
+    if augment and image_shape is None:
+        raise ValueError("augment is set, but the data set's rows are not square images")
     ae = copy.deepcopy(autoencoder).to(device)
     data = torch.from_numpy(x).to(device)
     z0 = embed(ae, data, hp["batch_size"])
@@ -238,6 +300,8 @@ def _dec(
                 break
         idx = next(order)
         xb = data[idx]
+        if augment:
+            xb = random_affine(xb, image_shape, augment, generator)
         if gamma is None:
             q_b = soft_assignment(ae.encode(xb), model.centroids, model.alpha)
             loss = kl_divergence(p[idx], q_b)
@@ -256,11 +320,17 @@ def _dec(
     )
 
 
-def _idec(x, y, n_clusters, autoencoder, hp, seed, generator, device, log) -> ClusteringResult:
-    return _dec(x, y, n_clusters, autoencoder, hp, seed, generator, device, log, hp["gamma"])
+def _idec(
+    x, y, n_clusters, autoencoder, hp, seed, generator, device, log, image_shape
+) -> ClusteringResult:
+    return _dec(
+        x, y, n_clusters, autoencoder, hp, seed, generator, device, log, image_shape, hp["gamma"]
+    )
 
 
-def _dcn(x, y, n_clusters, autoencoder, hp, seed, generator, device, log) -> ClusteringResult:
+def _dcn(
+    x, y, n_clusters, autoencoder, hp, seed, generator, device, log, image_shape
+) -> ClusteringResult:
     """Per minibatch: network step (s, M fixed), reassign the batch, move its centroids."""
     ae = copy.deepcopy(autoencoder).to(device)
     data = torch.from_numpy(x).to(device)
@@ -309,7 +379,9 @@ def _dcn(x, y, n_clusters, autoencoder, hp, seed, generator, device, log) -> Clu
     )
 
 
-def _n2d(x, y, n_clusters, autoencoder, hp, seed, generator, device, log) -> ClusteringResult:
+def _n2d(
+    x, y, n_clusters, autoencoder, hp, seed, generator, device, log, image_shape
+) -> ClusteringResult:
     """N2D (McConville et al. 2020): the autoencoder's embedding -> UMAP -> Gaussian mixture.
 
     A baseline beside the seeds' methods: the same embedding that k-means reads, clustered
@@ -352,6 +424,7 @@ FITTERS = {
     "kmeans": _kmeans,
     "ae_kmeans": _ae_kmeans,
     "dec": _dec,
+    "dec_da": _dec,  # DEC-DA (Guo et al. 2018): DEC whose hp set augment
     "idec": _idec,
     "dcn": _dcn,
     "n2d": _n2d,
@@ -369,13 +442,18 @@ def fit_clustering(
     seed: int,
     device: torch.device,
     log: LogFn,
+    image_shape: tuple[int, int] | None = None,
 ) -> ClusteringResult:
-    """Cluster ``x`` with ``method``; deep methods start from (a copy of) ``autoencoder``."""
+    """Cluster ``x`` with ``method``; deep methods start from (a copy of) ``autoencoder``.
+
+    ``image_shape``: the rows' (height, width) when they are images (augmentation needs it).
+    """
     if method not in FITTERS:
         raise ValueError(f"unknown clustering method '{method}' (expected one of {METHODS})")
     if method != "kmeans" and autoencoder is None:
         raise ValueError(f"clustering method '{method}' needs a pretrained autoencoder")
     generator = seed_everything(seed)  # also the batch order of the deep methods
     return FITTERS[method](
-        x, y_for_monitoring, n_clusters, autoencoder, hp, seed, generator, device, log
+        x, y_for_monitoring, n_clusters, autoencoder, hp, seed, generator, device, log,
+        image_shape,
     )
