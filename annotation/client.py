@@ -20,6 +20,7 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
 from annotation.snapshot import write_snapshot
+from pipeline.io import BadInput
 
 T = TypeVar("T")
 # Users and predictions in full: the annotator's email is what agreement and adjudication
@@ -29,8 +30,8 @@ SERIALIZATION = {"annotations__completed_by": {"only_id": False},
 VOLATILE_PREDICTION_KEYS = ("created_ago",)  # "3 minutes": changes with the clock
 
 
-class LabelStudioError(RuntimeError):
-    """A Label Studio call that failed for good; safe to print."""
+class LabelStudioError(BadInput):
+    """A Label Studio call that failed for good; safe to print (the CLIs print one line)."""
 
 
 def describe(exc: BaseException) -> str:

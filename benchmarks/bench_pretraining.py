@@ -6,7 +6,8 @@ One process, the configured numeric mode (portable by default), one thread, the 
 profile's autoencoder (784-500-500-2000-10, batch 256, Adam 1e-3) on the 10,000 MNIST-test
 images. Printed, best of ``--epochs`` epochs each:
 
-- the pipeline's epoch (``pretrain_autoencoder``, the code the DAG runs);
+- the pipeline's epoch (``pretrain_autoencoder``, the code the DAG runs), with the
+  profile's augmentation and without;
 - the same steps with parts removed: GEMMs only (forward and backward matrix products of
   the same shapes), and forward + backward without the optimiser step;
 - variants: Adam with ``fused=True``, and with ``--compile`` the model under
@@ -100,20 +101,25 @@ def main() -> None:
     deterministic_torch()
     profile = yaml.safe_load(PROFILE.read_text())
     hp = {**cfg["clustering"]["autoencoder"], **profile["clustering"]["autoencoder"]}
-    hp.update(layerwise_epochs=0, input_dropout=0.0, augment=None)
+    hp.update(layerwise_epochs=0, input_dropout=0.0)
     entry = profile["clustering"]["datasets"]["mnist_test"]
     x_np, _ = load_clustering_dataset("mnist_test", entry, Path("."))
     x = torch.from_numpy(x_np)
     print(f"numerics {cfg['numerics']}, 1 thread, torch {torch.__version__}, "
           f"{x.shape[0]} x {x.shape[1]}, batch {hp['batch_size']}")
 
-    stamps: list[float] = []
-    reference, _ = pretrain_autoencoder(
-        x_np, {**hp, "epochs": args.epochs + 1}, 0, torch.device("cpu"),
-        lambda m, s: stamps.append(time.perf_counter()),
-    )
-    pipeline_s = min(b - a for a, b in zip(stamps, stamps[1:], strict=False))
-    rows = [("pipeline epoch (pretrain_autoencoder)", pipeline_s, "reference")]
+    def pipeline_epoch(augment) -> tuple[float, Autoencoder]:
+        stamps = [time.perf_counter()]
+        model, _ = pretrain_autoencoder(
+            x_np, {**hp, "augment": augment, "epochs": args.epochs + 1}, 0, torch.device("cpu"),
+            lambda m, s: stamps.append(time.perf_counter()), (28, 28),
+        )
+        return min(b - a for a, b in zip(stamps[1:], stamps[2:], strict=False)), model
+
+    profile_s, _ = pipeline_epoch(profile["clustering"]["autoencoder"]["augment"])
+    pipeline_s, reference = pipeline_epoch(None)
+    rows = [("pipeline epoch, the profile's recipe (augmented batches)", profile_s, "-"),
+            ("pipeline epoch without augmentation", pipeline_s, "reference")]
     rows.append(("GEMMs only", timed_epochs(gemm_only(x, hp), args.epochs), "-"))
     _, no_step = manual(x, hp, step=False, fused=False, compiled=False)
     rows.append(("forward + backward, no optimiser step", timed_epochs(no_step, args.epochs), "-"))

@@ -25,6 +25,12 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+class BadInput(ValueError):
+    """Input the pipeline cannot use (a file, a download, a Label Studio export); the message
+    names the file or server, the record and the problem. Raised by library code (never
+    SystemExit) and printed as one line by the CLIs."""
+
+
 LEFTOVER = ".*.tmp"  # what atomic_path leaves behind when its process is killed
 # The disk refused the bytes: file too large (ulimit -f), disk full, quota, I/O, read-only.
 WRITE_FAILURES = {errno.EFBIG, errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}

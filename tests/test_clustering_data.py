@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.data.clustering import load_clustering_dataset, n_clusters, read_idx
+from pipeline.io import BadInput
 
 IMAGES = np.array([[[0, 255], [51, 102]], [[255, 255], [0, 0]], [[1, 2], [3, 4]]], np.uint8)
 LABELS = np.array([3, 1, 3], np.uint8)
@@ -61,6 +62,16 @@ def test_idx_truncated_gzip_stream(tmp_path):
     data = gzip.compress(idx_bytes(IMAGES))
     (tmp_path / "img.gz").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match=r"img\.gz: corrupt gzip stream"):
+        load_clustering_dataset("t", entry, tmp_path)
+
+
+def test_idx_corrupt_gzip_stream(tmp_path):
+    """Whole but garbled: zlib's own error becomes one line naming the file."""
+    entry = write_pair(tmp_path, compress=True)
+    data = bytearray(gzip.compress(idx_bytes(IMAGES)))
+    data[12:20] = b"\xff" * 8  # inside the deflate stream, after the gzip header
+    (tmp_path / "img.gz").write_bytes(bytes(data))
+    with pytest.raises(BadInput, match=r"img\.gz: corrupt gzip stream"):
         load_clustering_dataset("t", entry, tmp_path)
 
 

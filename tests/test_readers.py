@@ -13,6 +13,7 @@ from pipeline.data.conllu import read_conllu
 from pipeline.data.embeddings import embedding_matrix, read_vectors
 from pipeline.data.iob2 import read_iob2, write_conll
 from pipeline.data.sentences import Sentence
+from pipeline.io import BadInput
 
 ROOT = Path(__file__).resolve().parents[1]
 UNER_DEV = ROOT / "../shared/data/uner-ewt/en_ewt-ud-dev.iob2"
@@ -71,6 +72,26 @@ def test_conllu_bad_line_names_file_line_and_problem(tmp_path, bad, problem):
     path.write_text("# sent_id = x\n" + bad)
     with pytest.raises(ValueError, match=rf"bad\.conllu:2: .*{problem}"):
         read_conllu(path)
+
+
+def test_conllu_corrupt_xz_names_the_file(tmp_path):
+    path = tmp_path / "c.conllu.xz"
+    data = bytearray(lzma.compress(CONLLU.encode() * 50))
+    data[40:48] = b"\x00" * 8
+    path.write_bytes(bytes(data))
+    with pytest.raises(BadInput, match=r"c\.conllu\.xz:\d+: corrupt or truncated compressed"):
+        read_conllu(path)
+
+
+def test_conllu_latin1_names_file_and_line(tmp_path):
+    path = tmp_path / "latin1.conllu"
+    text = CONLLU + "\n# sent_id = s2\n" + row("1", "café", "café", "NOUN", "NN", *["_"] * 5)
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(BadInput, match=r"latin1\.conllu:\d+: not UTF-8 text"):
+        read_conllu(path)
+    # the iob2 reader shares the line reader
+    with pytest.raises(BadInput, match=r"latin1\.conllu:\d+: not UTF-8 text"):
+        read_iob2(path)
 
 
 def test_real_ewt_dev_reads_whole():

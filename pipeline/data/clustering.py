@@ -9,13 +9,14 @@ Bad input raises one ``ValueError`` naming the file and what is wrong with it.
 from __future__ import annotations
 
 import gzip
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.io import sha256_file
+from pipeline.io import BadInput, sha256_file
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/): all multi-byte values are big-endian.
 IDX_DTYPES = {
@@ -35,13 +36,13 @@ def _verify_sha256(entry: Mapping[str, Any], key: str, path: Path) -> None:
         return
     actual = sha256_file(path)
     if actual != expected.lower():
-        raise ValueError(f"{path}: sha256 mismatch: expected {expected}, actual {actual}")
+        raise BadInput(f"{path}: sha256 mismatch: expected {expected}, actual {actual}")
 
 
 def _resolve(entry: Mapping[str, Any], key: str, root: Path) -> Path:
     path = root / entry[key]
     if not path.is_file():
-        raise ValueError(f"{path}: file not found (clustering dataset key '{key}')")
+        raise BadInput(f"{path}: file not found (clustering dataset key '{key}')")
     _verify_sha256(entry, key, path)
     return path
 
@@ -52,25 +53,25 @@ def read_idx(path: Path) -> np.ndarray:
     if raw[:2] == GZIP_MAGIC:
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as err:
-            raise ValueError(f"{path}: corrupt gzip stream ({err})") from err
+        except (OSError, EOFError, zlib.error) as err:
+            raise BadInput(f"{path}: corrupt gzip stream ({err})") from err
     if len(raw) < 4:
-        raise ValueError(f"{path}: truncated file: {len(raw)} bytes, no IDX header")
+        raise BadInput(f"{path}: truncated file: {len(raw)} bytes, no IDX header")
     if raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
-        raise ValueError(f"{path}: bad magic number 0x{raw[:4].hex()} (not an IDX file)")
+        raise BadInput(f"{path}: bad magic number 0x{raw[:4].hex()} (not an IDX file)")
     dtype, ndim = IDX_DTYPES[raw[2]], raw[3]
     header = 4 + 4 * ndim
     if ndim == 0 or len(raw) < header:
-        raise ValueError(f"{path}: truncated file: header declares {ndim} dims")
+        raise BadInput(f"{path}: truncated file: header declares {ndim} dims")
     dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     expected = int(np.prod(dims)) * dtype.itemsize
     found = len(raw) - header
     if found < expected:
-        raise ValueError(
+        raise BadInput(
             f"{path}: truncated file: dims {dims} need {expected} data bytes, found {found}"
         )
     if found > expected:
-        raise ValueError(f"{path}: {found - expected} trailing bytes after {dims} data")
+        raise BadInput(f"{path}: {found - expected} trailing bytes after {dims} data")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
 
 
@@ -82,17 +83,17 @@ def _load_idx(entry: Mapping[str, Any], root: Path) -> tuple[np.ndarray, np.ndar
     elif images.dtype.kind == "f":
         x = images.reshape(len(images), -1).astype(np.float32)
     else:
-        raise ValueError(
+        raise BadInput(
             f"{images_path}: images of IDX type {images.dtype} are not supported "
             "(expected unsigned byte or float)"
         )
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
-        raise ValueError(
+        raise BadInput(
             f"{labels_path}: labels must be a 1-d integer IDX array, "
             f"got shape {labels.shape} of {labels.dtype}"
         )
     if len(labels) != len(x):
-        raise ValueError(
+        raise BadInput(
             f"{labels_path}: {len(labels)} labels for {len(x)} images "
             f"in {images_path} (count mismatch)"
         )
@@ -104,19 +105,19 @@ def _load_npz(entry: Mapping[str, Any], root: Path) -> tuple[np.ndarray, np.ndar
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable npz archive ({err})") from err
+        raise BadInput(f"{path}: not a readable npz archive ({err})") from err
     with archive:
         for key in ("x", "y"):
             if key not in archive.files:
-                raise ValueError(f"{path}: missing array '{key}' in npz (has {archive.files})")
+                raise BadInput(f"{path}: missing array '{key}' in npz (has {archive.files})")
         x, y = archive["x"], archive["y"]
     if x.ndim < 2 or y.ndim != 1 or len(x) != len(y):
-        raise ValueError(
+        raise BadInput(
             f"{path}: x of shape {x.shape} and y of shape {y.shape} do not "
             "describe the same samples (count mismatch)"
         )
     if y.dtype.kind not in "iu":
-        raise ValueError(f"{path}: labels 'y' must be integers, got {y.dtype}")
+        raise BadInput(f"{path}: labels 'y' must be integers, got {y.dtype}")
     return x.reshape(len(x), -1).astype(np.float32), y.astype(np.int64)
 
 
@@ -138,7 +139,7 @@ def load_clustering_dataset(
         return _load_idx(entry, Path(root))
     if fmt == "npz":
         return _load_npz(entry, Path(root))
-    raise ValueError(
+    raise BadInput(
         f"clustering dataset '{name}': unknown format '{fmt}' (expected sklearn_digits, idx or npz)"
     )
 

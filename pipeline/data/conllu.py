@@ -9,11 +9,13 @@ from __future__ import annotations
 import gzip
 import lzma
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 from pipeline.data.sentences import Sentence
+from pipeline.io import BadInput
 
 COLUMNS = {"upos": 3, "xpos": 4}
 
@@ -28,17 +30,30 @@ def open_text(path: str | os.PathLike) -> IO[str]:
     return open(path, encoding="utf-8")
 
 
+def lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """(line number, line) pairs; a corrupt archive or a non-UTF-8 byte is a BadInput
+    naming the file and the line where reading stopped."""
+    lineno = 0
+    try:
+        with open_text(path) as f:
+            for lineno, line in enumerate(f, start=1):
+                yield lineno, line.rstrip("\r\n")
+    except UnicodeDecodeError as e:
+        raise BadInput(f"{path}:{lineno + 1}: not UTF-8 text ({e.reason} at byte "
+                       f"{e.start} of the line's chunk)") from e
+    except (lzma.LZMAError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise BadInput(f"{path}:{lineno + 1}: corrupt or truncated compressed file ({e})") from e
+
+
 def blocks(path: str | os.PathLike) -> Iterator[list[tuple[int, str]]]:
     """Yield the (line number, line) lists between blank lines; shared by the IOB2 reader."""
     block: list[tuple[int, str]] = []
-    with open_text(path) as f:
-        for lineno, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if line.strip():
-                block.append((lineno, line))
-            elif block:
-                yield block
-                block = []
+    for lineno, line in lines(path):
+        if line.strip():
+            block.append((lineno, line))
+        elif block:
+            yield block
+            block = []
     if block:
         yield block
 
@@ -69,22 +84,22 @@ def read_conllu(path: str | os.PathLike, column: str = "upos") -> list[Sentence]
                 continue
             fields = line.split("\t")
             if len(fields) != 10:
-                raise ValueError(f"{where}: expected 10 tab-separated columns, got {len(fields)}")
+                raise BadInput(f"{where}: expected 10 tab-separated columns, got {len(fields)}")
             word_id = fields[0]
             if "-" in word_id or "." in word_id:
                 continue  # multi-word token range or empty node
             if not word_id.isdigit() or int(word_id) != len(tokens) + 1:
-                raise ValueError(
+                raise BadInput(
                     f"{where}: word id {word_id!r} does not follow {len(tokens)} "
                     "(ids must run 1, 2, 3, ...)"
                 )
             tag = fields[col]
             if not tag or " " in tag:
-                raise ValueError(f"{where}: bad {column} tag {tag!r}")
+                raise BadInput(f"{where}: bad {column} tag {tag!r}")
             tokens.append(fields[1])
             tags.append(tag)
         if not tokens:
-            raise ValueError(f"{path}:{first}: sentence with no words")
+            raise BadInput(f"{path}:{first}: sentence with no words")
         sid = sent_id or f"{Path(path).name}:{len(sentences)}"
         meta = {k: v for k, v in (("text", text), ("doc", doc)) if v}
         sentences.append(Sentence(id=sid, tokens=tokens, tags=tags, meta=meta))

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from pipeline.data.conllu import open_text
+from pipeline.io import BadInput
 
 
 def read_vectors(
@@ -33,16 +34,16 @@ def read_vectors(
                 dim = len(head) - 1
             parts = line.rsplit(" ", dim)  # words may contain spaces (GloVe 840B)
             if len(parts) != dim + 1 or not parts[0]:
-                raise ValueError(f"{path}:{lineno}: expected a word and {dim} numbers")
+                raise BadInput(f"{path}:{lineno}: expected a word and {dim} numbers")
             word = parts[0].lower() if lowercase else parts[0]
             if word in vectors or (wanted is not None and word not in wanted):
                 continue
             try:
                 vectors[word] = np.asarray(parts[1:], dtype=np.float32)
             except ValueError as e:
-                raise ValueError(f"{path}:{lineno}: not a number in the vector ({e})") from None
+                raise BadInput(f"{path}:{lineno}: not a number in the vector ({e})") from None
     if dim <= 0:
-        raise ValueError(f"{path}: no vectors found")
+        raise BadInput(f"{path}: no vectors found")
     return vectors
 
 
@@ -56,7 +57,7 @@ def embedding_matrix(
     if vectors:
         found_dim = len(next(iter(vectors.values())))
         if found_dim != dim:
-            raise ValueError(f"{path}: vectors have {found_dim} dimensions, word_dim is {dim}")
+            raise BadInput(f"{path}: vectors have {found_dim} dimensions, word_dim is {dim}")
     scale = np.sqrt(3.0 / dim)
     matrix = rng.uniform(-scale, scale, size=(len(vocab), dim)).astype(np.float32)
     for i, word in enumerate(vocab):

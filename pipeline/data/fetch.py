@@ -10,11 +10,11 @@ import hashlib
 import urllib.request
 from pathlib import Path
 
-from pipeline.io import atomic_path, sha256_file
+from pipeline.io import BadInput, atomic_path, sha256_file
 
 
-class FetchError(RuntimeError):
-    pass
+class FetchError(BadInput):
+    """A download that failed or did not match its sha256; the message names the URL."""
 
 
 def fetch(url: str, sha256: str, dest: str | Path, timeout_s: float = 60.0) -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pipeline.data.conllu import blocks, comment
 from pipeline.data.sentences import Sentence
-from pipeline.io import write_text
+from pipeline.io import BadInput, write_text
 
 TAG = re.compile(r"O|[BI]-\S+")
 
@@ -35,18 +35,18 @@ def read_iob2(path: str | os.PathLike) -> list[Sentence]:
                 continue
             fields = line.split("\t")
             if len(fields) < 3:
-                raise ValueError(f"{where}: expected id, token, tag columns, got {len(fields)}")
+                raise BadInput(f"{where}: expected id, token, tag columns, got {len(fields)}")
             if not fields[0].isdigit() or int(fields[0]) != len(tokens) + 1:
-                raise ValueError(f"{where}: token id {fields[0]!r} does not follow {len(tokens)}")
+                raise BadInput(f"{where}: token id {fields[0]!r} does not follow {len(tokens)}")
             tag, previous = fields[2], tags[-1] if tags else "O"
             if not TAG.fullmatch(tag):
-                raise ValueError(f"{where}: bad tag {tag!r} (expected O, B-X or I-X)")
+                raise BadInput(f"{where}: bad tag {tag!r} (expected O, B-X or I-X)")
             if tag.startswith("I-") and previous[2:] != tag[2:]:
-                raise ValueError(f"{where}: {tag!r} follows {previous!r} (IOB2 needs B- first)")
+                raise BadInput(f"{where}: {tag!r} follows {previous!r} (IOB2 needs B- first)")
             tokens.append(fields[1])
             tags.append(tag)
         if not tokens:
-            raise ValueError(f"{path}:{block[0][0]}: sentence with no tokens")
+            raise BadInput(f"{path}:{block[0][0]}: sentence with no tokens")
         sid = sent_id or f"{Path(path).name}:{len(sentences)}"
         meta = {k: v for k, v in (("text", text), ("doc", doc)) if v}
         sentences.append(Sentence(id=sid, tokens=tokens, tags=tags, meta=meta))
@@ -61,11 +61,11 @@ def write_conll(
     Whitespace inside a token becomes ``_`` so every line keeps exactly three fields.
     """
     if len(sentences) != len(predicted):
-        raise ValueError(f"{len(sentences)} sentences but {len(predicted)} predictions")
+        raise BadInput(f"{len(sentences)} sentences but {len(predicted)} predictions")
     lines: list[str] = []
     for sentence, pred in zip(sentences, predicted, strict=True):
         if len(pred) != len(sentence.tokens):
-            raise ValueError(
+            raise BadInput(
                 f"sentence {sentence.id!r}: {len(sentence.tokens)} tokens but {len(pred)} "
                 "predicted tags"
             )

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from pipeline import workflow
-from pipeline.io import write_bytes
+from pipeline.io import BadInput, write_bytes
 from pipeline.stages.common import load_config
 
 
@@ -29,8 +29,8 @@ def run(name: str) -> None:
     try:
         tasks = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SystemExit(f"{snapshot}: not a Label Studio JSON export: {e}") from e
+        raise BadInput(f"{snapshot}: not a Label Studio JSON export: {e}") from e
     if not isinstance(tasks, list):
-        raise SystemExit(f"{snapshot}: a Label Studio JSON export is a list of tasks, "
+        raise BadInput(f"{snapshot}: a Label Studio JSON export is a list of tasks, "
                          f"got {type(tasks).__name__}")
     write_bytes(out, data)

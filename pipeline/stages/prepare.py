@@ -13,7 +13,7 @@ import numpy as np
 from pipeline import workflow
 from pipeline.data.sentences import Sentence
 from pipeline.data.splits import SPLITS, assign
-from pipeline.io import sha256_file, write_json, write_npy, write_text
+from pipeline.io import BadInput, sha256_file, write_json, write_npy, write_text
 from pipeline.stages.common import load_config
 
 
@@ -57,7 +57,7 @@ def _read_corpus(cfg: dict[str, Any], corpus: str) -> tuple[dict[str, list[Sente
                 read_snapshot(path), cfg["annotation"]["labels"], cfg["annotation"]["conversion"]
             )
         except BadTask as e:
-            raise SystemExit(f"{path}: {e}") from e
+            raise BadInput(f"{path}: {e}") from e
         return {"train": sentences}, conversion.to_dict()
     files = dict(zip([k for k in ("train", "dev", "test") if k in entry],
                      workflow.corpus_files(cfg, corpus), strict=True))
@@ -98,14 +98,14 @@ def tagging(corpus: str) -> None:
         ids = Counter(s.id for s in sentences)
         duplicated = [i for i, n in ids.items() if n > 1]
         if duplicated:
-            raise SystemExit(f"corpus {corpus} ({key}): duplicate sentence ids, e.g. "
+            raise BadInput(f"corpus {corpus} ({key}): duplicate sentence ids, e.g. "
                              f"{duplicated[:3]}: ids must be unique for stable splits")
     split = cfg["tagging"]["split"]
     splits = split_corpus(given, split["dev"], split["test"])
     out = Path(workflow.path("prepared_tagging", corpus=corpus))
     for name, sentences in splits.items():
         if not sentences:
-            raise SystemExit(f"corpus {corpus}: split {name!r} is empty; "
+            raise BadInput(f"corpus {corpus}: split {name!r} is empty; "
                              f"adjust tagging.split or give the file")
         lines = [json.dumps({"id": s.id, "tokens": s.tokens, "tags": s.tags}, ensure_ascii=False)
                  for s in sentences]

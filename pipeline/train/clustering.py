@@ -1,10 +1,11 @@
-"""Training loops: autoencoder pretraining, then k-means, AE+k-means, DEC, IDEC or DCN.
+"""Training loops: autoencoder pretraining, then k-means, AE+k-means, DEC, DEC-DA, IDEC, DCN
+or N2D.
 
 Every hyper-parameter comes from the ``hp`` mapping (params.yaml); a missing key is a
 KeyError. All randomness derives from ``seed``: torch (init, dropout) through
-seed_everything, the batch order through its generator, k-means through a random_state
-drawn from numpy_rng(seed, "kmeans"). Labels, when given, only feed monitoring curves:
-no stopping rule or model choice looks at them.
+seed_everything, the batch order and the augmentations' draws through its generator,
+k-means through a random_state drawn from numpy_rng(seed, "kmeans"). Labels, when given,
+only feed monitoring curves: no stopping rule or model choice looks at them.
 """
 
 from __future__ import annotations
