@@ -20,7 +20,7 @@ configfile: "params.yaml"
 _merged = params.drop_nulls(config)
 config.clear()
 config.update(_merged)
-params.validate(config, "params.yaml with overrides")
+params.validate(config, " + ".join(["params.yaml", *map(str, workflow.overwrite_configfiles)]))
 numerics.export_env(config["numerics"], config["threads"])  # inherited by every job
 if config != params.drop_nulls(params.read_yaml(params.PARAMS_FILE)):
     os.environ[params.ENV_VAR] = str(params.write_resolved(config))

@@ -10,20 +10,22 @@ through ``PIPELINE_PARAMS``; DVC always reads params.yaml itself.
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import json
 import os
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
+from jsonschema.exceptions import best_match
 
 PARAMS_FILE = "params.yaml"
 ENV_VAR = "PIPELINE_PARAMS"
 
 CLUSTERING_FORMATS = {"sklearn_digits": (), "idx": ("images", "labels"), "npz": ("path",)}
-TAGGING_FORMATS = {"label_studio", "iob2", "conllu"}
 
 
 class ConfigError(ValueError):
@@ -107,11 +109,39 @@ def flatten(value: Any, prefix: str = "") -> dict[str, str]:
     return {prefix: "null" if value is None else str(value)}
 
 
-def is_file_spec(value: Any) -> bool:
-    """A data file is given as a path, or as ``{url:, sha256:}`` to be fetched."""
-    if isinstance(value, str):
-        return True
-    return isinstance(value, Mapping) and "url" in value and "sha256" in value
+SCHEMA_FILE = Path(__file__).with_name("params.schema.yaml")
+
+
+@cache
+def _validator() -> Any:
+    from jsonschema import Draft202012Validator
+
+    schema = read_yaml(SCHEMA_FILE)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def _known_keys(schema: Mapping[str, Any]) -> set[str]:
+    """The property names a schema node declares, through $ref and allOf."""
+    keys = set(schema.get("properties", {}))
+    if "$ref" in schema:
+        keys |= _known_keys(_validator().schema["$defs"][schema["$ref"].rsplit("/", 1)[1]])
+    for part in schema.get("allOf", []):
+        keys |= _known_keys(part)
+    return keys
+
+
+def _schema_error(error: Any) -> str:
+    """'dotted.key: problem', with a did-you-mean for an unknown key."""
+    path = [str(p) for p in error.absolute_path]
+    if error.validator in ("additionalProperties", "unevaluatedProperties"):
+        known = _known_keys(error.schema)
+        unknown = sorted(set(error.instance) - known)
+        if unknown and known:
+            close = difflib.get_close_matches(unknown[0], known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"expected one of {sorted(known)}"
+            return f"{'.'.join([*path, unknown[0]])}: unknown key; {hint}"
+    return f"{'.'.join(path) or 'top level'}: {error.message}"
 
 
 def _require(cond: bool, where: str, message: str) -> None:
@@ -119,70 +149,35 @@ def _require(cond: bool, where: str, message: str) -> None:
         raise ConfigError(f"{where}: {message}")
 
 
-def _check_augment(spec: Any, where: str) -> None:
-    """Shifts and rotations of images: {rotation: degrees, shift: fraction of the size}."""
-    _require(isinstance(spec, Mapping) and set(spec) == {"rotation", "shift"}, where,
-             f"must be null or {{rotation: degrees, shift: fraction}}, got {spec!r}")
-    rotation, shift = spec["rotation"], spec["shift"]
-    _require(isinstance(rotation, (int, float)) and 0 <= rotation <= 180, where,
-             f"rotation must be 0-180 degrees, got {rotation!r}")
-    _require(isinstance(shift, (int, float)) and 0 <= shift < 0.5, where,
-             f"shift must be a fraction of the image size in [0, 0.5), got {shift!r}")
-
-
 def validate(cfg: Mapping[str, Any], source: str) -> None:
-    seeds = cfg.get("seeds")
-    _require(
-        isinstance(seeds, list) and seeds and all(isinstance(s, int) for s in seeds)
-        and len(set(seeds)) == len(seeds),
-        f"{source}: seeds", f"must be a non-empty list of distinct integers, got {seeds!r}",
-    )
-    threads = cfg.get("threads")
-    _require(isinstance(threads, int) and threads > 0, f"{source}: threads",
-             f"must be a positive integer, got {threads!r}")
-    numerics = cfg.get("numerics")
-    _require(numerics in ("portable", "native"), f"{source}: numerics",
-             f"must be portable or native, got {numerics!r}")
-    clustering = cfg.get("clustering", {})
-    for name, entry in clustering.get("datasets", {}).items():
-        where = f"{source}: clustering.datasets.{name}"
-        _require(isinstance(entry, Mapping), where, "must be a mapping")
-        fmt = entry.get("format")
-        _require(fmt in CLUSTERING_FORMATS, where,
-                 f"format must be one of {sorted(CLUSTERING_FORMATS)}, got {fmt!r}")
+    """The schema (types, ranges, enums, required and unknown keys), then what a schema
+    cannot say: which files a format needs, and names that must refer to declared blocks."""
+    error = best_match(_validator().iter_errors(cfg))
+    if error is not None:
+        raise ConfigError(f"{source}: {_schema_error(error)}")
+    clustering = cfg["clustering"]
+    for name, entry in clustering["datasets"].items():
+        fmt = entry["format"]
         for key in CLUSTERING_FORMATS[fmt]:
-            _require(is_file_spec(entry.get(key)), where,
+            _require(key in entry, f"{source}: clustering.datasets.{name}",
                      f"format {fmt} needs {key}: a path or {{url:, sha256:}}")
-    for model in clustering.get("models", []):
-        _require(model in clustering.get("methods", {}), f"{source}: clustering.models",
+    for model in clustering["models"]:
+        _require(model in clustering["methods"], f"{source}: clustering.models",
                  f"{model!r} has no block under clustering.methods")
-    blocks = {"autoencoder": clustering.get("autoencoder", {}),
-              **{f"methods.{m}": hp for m, hp in clustering.get("methods", {}).items()}}
-    for name, block in blocks.items():
-        if isinstance(block, Mapping) and block.get("augment") is not None:
-            _check_augment(block["augment"], f"{source}: clustering.{name}.augment")
-    tagging = cfg.get("tagging", {})
+    tagging = cfg["tagging"]
     exports = cfg.get("annotation", {}).get("exports", {})
-    for name, entry in tagging.get("corpora", {}).items():
+    for name, entry in tagging["corpora"].items():
         where = f"{source}: tagging.corpora.{name}"
-        _require(isinstance(entry, Mapping), where, "must be a mapping")
-        fmt = entry.get("format")
-        _require(fmt in TAGGING_FORMATS, where,
-                 f"format must be one of {sorted(TAGGING_FORMATS)}, got {fmt!r}")
+        fmt = entry["format"]
         if fmt == "label_studio":
             _require(entry.get("export") in exports, where,
                      f"export: must name an entry of annotation.exports {sorted(exports)}")
         else:
-            _require(is_file_spec(entry.get("train")), where,
-                     "needs train: a path or {url:, sha256:}")
-            for split in ("dev", "test"):
-                _require(split not in entry or is_file_spec(entry[split]), where,
-                         f"{split}: must be a path or {{url:, sha256:}}")
+            _require("train" in entry, where, "needs train: a path or {url:, sha256:}")
         if fmt == "conllu":
-            _require(entry.get("column") in ("upos", "xpos"), where,
-                     f"column must be upos or xpos, got {entry.get('column')!r}")
-    for model in tagging.get("models", []):
-        _require(model in tagging.get("variants", {}), f"{source}: tagging.models",
+            _require("column" in entry, where, "format conllu needs column: upos or xpos")
+    for model in tagging["models"]:
+        _require(model in tagging["variants"], f"{source}: tagging.models",
                  f"{model!r} has no block under tagging.variants")
 
 
