@@ -6,9 +6,10 @@ read these, so a path or a stage's parameter list is written down once.
 
 from __future__ import annotations
 
-import os
+import ast
 from collections.abc import Mapping
-from pathlib import PurePosixPath
+from functools import cache
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
@@ -48,41 +49,58 @@ FILES = {
 # Clustering methods that start from the shared pretrained autoencoder.
 USES_AUTOENCODER = {"ae_kmeans", "dec", "dec_da", "idec", "dcn", "n2d"}
 
-# Source files each stage's result depends on: a change reruns that stage (and what follows).
-CODE = {
-    "export": ["annotation/convert.py", "pipeline/stages/export.py"],
-    "fetch": ["pipeline/data/fetch.py"],
-    "prepare_clustering": ["pipeline/data/clustering.py", "pipeline/stages/prepare.py"],
-    "prepare_tagging": [
-        "pipeline/data/conllu.py", "pipeline/data/iob2.py", "pipeline/data/splits.py",
-        "annotation/convert.py", "pipeline/stages/prepare.py",
-    ],
-    "pretrain": [
-        "pipeline/models/autoencoder.py", "pipeline/data/augment.py",
-        "pipeline/train/clustering.py", "pipeline/stages/clustering.py", "pipeline/seeding.py",
-        "pipeline/numerics.py",
-    ],
-    "train_clustering": [
-        "pipeline/models/autoencoder.py", "pipeline/data/augment.py", "pipeline/models/dec.py",
-        "pipeline/models/dcn.py", "pipeline/train/clustering.py", "pipeline/stages/clustering.py",
-        "pipeline/seeding.py", "pipeline/numerics.py",
-    ],
-    "evaluate_clustering": ["pipeline/evaluate/clustering.py", "pipeline/stages/clustering.py",
-                            "pipeline/numerics.py"],
-    "train_tagger": [
-        "pipeline/models/tagger.py", "pipeline/models/crf.py", "pipeline/train/tagging.py",
-        "pipeline/stages/tagging.py", "pipeline/seeding.py", "pipeline/numerics.py",
-    ],
-    "evaluate_tagger": [
-        "pipeline/evaluate/tagging.py", "pipeline/train/tagging.py", "pipeline/stages/tagging.py",
-        "pipeline/numerics.py",
-    ],
-    "report": ["pipeline/report.py"],
+# The module that runs each stage. A stage's code dependencies are the project's source files
+# that module imports, directly or through other project modules (``code``): derived from the
+# sources, so a new import can never be missing from the Snakefile's inputs or dvc.yaml.
+STAGE_MODULES = {
+    "export": "pipeline.stages.export",
+    "fetch": "pipeline.stages.fetch",
+    "prepare_clustering": "pipeline.stages.prepare",
+    "prepare_tagging": "pipeline.stages.prepare",
+    "pretrain": "pipeline.stages.clustering",
+    "train_clustering": "pipeline.stages.clustering",
+    "evaluate_clustering": "pipeline.stages.clustering",
+    "train_tagger": "pipeline.stages.tagging",
+    "evaluate_tagger": "pipeline.stages.tagging",
+    "report": "pipeline.report",
 }
+PACKAGES = ("pipeline", "annotation")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _source(module: str) -> Path | None:
+    """The file of a project module (``a.b`` -> a/b.py or a/b/__init__.py), if it is one."""
+    base = ROOT.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@cache
+def imported_sources(module: str) -> tuple[str, ...]:
+    """Repository-relative paths of ``module`` and every project module it imports,
+    transitively, at any depth of the code (imports inside functions count)."""
+    seen: set[Path] = set()
+    todo = [module]
+    while todo:
+        source = _source(todo.pop())
+        if source is None or source in seen:
+            continue
+        seen.add(source)
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            else:
+                continue
+            todo += [name for name in names if name.split(".")[0] in PACKAGES]
+    return tuple(sorted(p.relative_to(ROOT).as_posix() for p in seen))
 
 
 def code(stage: str) -> list[str]:
-    return [p for p in CODE[stage] if os.path.exists(p)]
+    return list(imported_sources(STAGE_MODULES[stage]))
 
 
 def path(kind: str, **wildcards: Any) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline import config, dvcgen
+from pipeline import config, dvcgen, workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,3 +50,29 @@ def test_drift_is_detected(tmp_path, monkeypatch):
     assert dvcgen.main(check=True, path=str(stale)) == 1
     stale.write_text(text)
     assert dvcgen.main(check=True, path=str(stale)) == 0
+
+
+def test_code_dependencies_follow_the_imports(tmp_path, monkeypatch):
+    """Derived from the sources: the modules the hand-kept lists missed are in, and a new
+    import appears without anyone listing it."""
+    assert {"annotation/adjudicate.py", "annotation/snapshot.py"} <= set(
+        workflow.code("prepare_tagging"))
+    assert {"pipeline/evaluate/tagging.py", "pipeline/data/embeddings.py"} <= set(
+        workflow.code("train_tagger"))
+    assert "pipeline/data/augment.py" in workflow.code("train_clustering")
+    assert "pipeline/models/tagger.py" not in workflow.code("train_clustering")
+    # a scratch package: a -> b (inside a function) -> c; d is never imported
+    pkg = tmp_path / "pipeline"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from pipeline import b\n")
+    (pkg / "b.py").write_text("import os\nfrom pipeline.c import g\n")
+    (pkg / "c.py").write_text("def g(): pass\n")
+    (pkg / "d.py").write_text("")
+    monkeypatch.setattr(workflow, "ROOT", tmp_path)
+    workflow.imported_sources.cache_clear()
+    try:
+        assert workflow.imported_sources("pipeline.a") == (
+            "pipeline/__init__.py", "pipeline/a.py", "pipeline/b.py", "pipeline/c.py")
+    finally:
+        workflow.imported_sources.cache_clear()

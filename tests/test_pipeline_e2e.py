@@ -15,7 +15,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from pipeline import config, workflow
+from pipeline import config, dvcgen, workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -257,3 +257,25 @@ def test_replicate_refuses_other_code(project):
         source.write_text(original)
     assert dirty.returncode == 2 and "uncommitted changes" in dirty.stdout
     assert later.returncode == 2 and "code differs: run was made at commit" in later.stdout
+
+
+def test_editing_any_imported_module_makes_exactly_its_stages_stale(project):
+    """Append a comment to every source file a stage imports: DVC names, for each stage,
+    exactly the files derived for it; the Snakefile reads the same lists."""
+    sources = sorted({f for stage in workflow.STAGE_MODULES for f in workflow.code(stage)})
+    saved = {f: (project / f).read_bytes() for f in sources}
+    try:
+        for f in sources:
+            with open(project / f, "a", encoding="utf-8") as out:
+                out.write("# edited\n")
+        status = json.loads(sh(project, "dvc", "status", "--json").stdout or "{}")
+    finally:
+        for f, data in saved.items():
+            (project / f).write_bytes(data)
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    assert set(status) == set(lock)
+    for name, changes in status.items():
+        changed = {path for entry in changes for path in entry.get("changed deps", {})}
+        stage = dvcgen.STAGE_OF_RULE[name.split("--")[0]]
+        assert changed == set(workflow.code(stage)), name
+    assert json.loads(sh(project, "dvc", "status", "--json").stdout or "{}") == {}
