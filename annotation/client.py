@@ -52,13 +52,22 @@ def describe(exc: BaseException) -> str:
 
 def retryable(exc: BaseException) -> bool:
     if isinstance(exc, ApiError):
-        return exc.status_code is not None and exc.status_code >= 500
+        return exc.status_code is not None and (exc.status_code >= 500 or exc.status_code == 429)
     return isinstance(exc, httpx.TransportError)
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """The seconds a 429 answer's Retry-After header asks for (None: not a 429 or no header)."""
+    if not isinstance(exc, ApiError) or exc.status_code != 429:
+        return None
+    value = {k.lower(): v for k, v in (exc.headers or {}).items()}.get("retry-after", "")
+    return float(value) if value.strip().isdigit() else None
 
 
 def call(what: str, url: str, server: Mapping[str, Any], fn: Callable[..., T],
          *args: Any, **kwargs: Any) -> T:
-    """``fn(*args, **kwargs)``, retried ``server["retries"]`` times on transport errors and 5xx."""
+    """``fn(*args, **kwargs)``, retried ``server["retries"]`` times on transport errors, 5xx
+    and 429; a 429's Retry-After is waited for when it is within ``retry_after_max_s``."""
     attempts = int(server["retries"]) + 1
     for attempt in range(1, attempts + 1):
         try:
@@ -68,7 +77,14 @@ def call(what: str, url: str, server: Mapping[str, Any], fn: Callable[..., T],
                 tries = f" after {attempt} attempts" if attempt > 1 else ""
                 raise LabelStudioError(
                     f"Label Studio at {url}: {what} failed{tries}: {describe(exc)}") from None
-            time.sleep(float(server["backoff_s"]) * 2 ** (attempt - 1))
+            wait = retry_after(exc)
+            if wait is not None and wait > float(server["retry_after_max_s"]):
+                raise LabelStudioError(
+                    f"Label Studio at {url}: {what}: the server asks to wait {wait:g} s "
+                    f"(429 Retry-After), more than annotation.server.retry_after_max_s = "
+                    f"{server['retry_after_max_s']}") from None
+            time.sleep(wait if wait is not None
+                       else float(server["backoff_s"]) * 2 ** (attempt - 1))
     raise AssertionError("unreachable")
 
 
@@ -127,23 +143,46 @@ class Client:
                       **changed)
         return project.id, "updated" if changed else "unchanged"
 
+    def _tasks_by_text(self, project_id: int) -> dict[str, int]:
+        tasks = self.sdk.tasks.list(project=project_id, page_size=1000)
+        return {t.data["text"]: t.id for t in tasks
+                if isinstance(t.data, Mapping) and isinstance(t.data.get("text"), str)}
+
     def task_texts(self, project_id: int) -> set[str]:
         """``data.text`` of every task already in the project."""
-        def texts() -> set[str]:
-            tasks = self.sdk.tasks.list(project=project_id, page_size=1000)
-            return {t.data.get("text") for t in tasks if isinstance(t.data, Mapping)}
-        return self.call(f"list tasks of project {project_id}", texts)
+        return set(self.call(f"list tasks of project {project_id}",
+                             self._tasks_by_text, project_id))
 
     def import_tasks(self, project_id: int, tasks: list[dict[str, Any]], batch: int) -> list[int]:
-        """Import in batches; returns the new task ids."""
+        """Import in batches; returns the new task ids (texts must be new to the project)."""
         ids: list[int] = []
         for start in range(0, len(tasks), batch):
             chunk = tasks[start:start + batch]
-            answer = self.call(f"import tasks {start + 1}-{start + len(chunk)}",
-                               self.sdk.projects.import_tasks, id=project_id, request=chunk,
-                               return_task_ids=True)
-            ids.extend(answer.task_ids or [])
+            ids += self._import_once(project_id, chunk,
+                                     f"import tasks {start + 1}-{start + len(chunk)}")
         return ids
+
+    def _import_once(self, project_id: int, chunk: list[dict[str, Any]], what: str) -> list[int]:
+        """One batch, never imported twice: an import whose answer was lost (a timeout) may
+        have landed, so before each retry the server is asked which of the batch's texts it
+        now holds, and only the others are sent again."""
+        pending, landed, tries = chunk, [], 0
+
+        def send() -> list[int]:
+            nonlocal pending, tries
+            tries += 1
+            if tries > 1:
+                held = self._tasks_by_text(project_id)
+                landed.extend(held[t["data"]["text"]] for t in pending
+                              if t["data"]["text"] in held)
+                pending = [t for t in pending if t["data"]["text"] not in held]
+                if not pending:
+                    return []
+            answer = self.sdk.projects.import_tasks(id=project_id, request=pending,
+                                                    return_task_ids=True)
+            return list(answer.task_ids or [])
+
+        return self.call(what, send) + landed
 
     def export(self, project_id: int) -> list[Any]:
         """Every task (annotated or not) as the JSON export has it, users and predictions full."""

@@ -9,9 +9,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 import torch
 import yaml
@@ -20,7 +24,9 @@ from label_studio_sdk import LabelStudio
 from annotation import server
 from annotation.agreement import metric_key
 from annotation.cli import main
+from annotation.client import Client, LabelStudioError
 from annotation.convert import tokenize
+from annotation.labeling import CONFIG_PATH
 from annotation.snapshot import convert_snapshot, read_snapshot
 from pipeline.config import load
 from pipeline.io import sha256_file
@@ -277,3 +283,105 @@ def test_serve_starts_and_stops_cleanly_on_sigterm(labelstudio_template, work, t
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
     assert labelstudio_template.api_key not in banner + proc.stdout.read()
+
+
+class FaultyProxy:
+    """A reverse proxy in front of the real server that injects what a healthy local Label
+    Studio never does: an answer lost after the request landed ("lose": forwarded, then the
+    connection is held past the client's timeout and dropped) and rate limiting ("429:N":
+    answered 429 with Retry-After N, not forwarded). Everything else passes through."""
+
+    def __init__(self, target: str, hold_s: float):
+        self.faults: list[tuple[str, str, str]] = []  # (method, path substring, action)
+        self.seen: list[tuple[str, str]] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _any(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                proxy.seen.append((self.command, self.path))
+                action = proxy.take(self.command, self.path)
+                if action and action.startswith("429:"):
+                    self.send_response(429)
+                    self.send_header("Retry-After", action[4:])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "content-length", "connection")}
+                answer = httpx.request(self.command, target + self.path, headers=headers,
+                                       content=body, timeout=60)
+                if action == "lose":
+                    time.sleep(hold_s)
+                    self.close_connection = True
+                    return
+                self.send_response(answer.status_code)
+                for k, v in answer.headers.items():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection",
+                                         "content-encoding"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _any  # noqa: N815
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def take(self, method: str, path: str) -> str | None:
+        for i, (m, part, action) in enumerate(self.faults):
+            if m == method and part in path:
+                del self.faults[i]
+                return action
+        return None
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def proxy(labelstudio):
+    p = FaultyProxy(labelstudio.url, hold_s=4)
+    yield p
+    p.close()
+
+
+RETRYING = {"retries": 2, "timeout_s": 3, "backoff_s": 0.1, "export_timeout_s": 30,
+            "retry_after_max_s": 5}
+
+
+def test_an_import_whose_answer_was_lost_lands_once(labelstudio, proxy):
+    direct = Client(labelstudio.url, labelstudio.api_key, RETRYING)
+    fields = {"label_config": CONFIG_PATH.read_text(encoding="utf-8")}
+    project_id, _ = direct.ensure_project("Lost answer project", fields)
+    via_proxy = Client(proxy.url, labelstudio.api_key, RETRYING)
+    texts = ["One lost answer .", "Two lost answers .", "Three ."]
+    proxy.faults.append(("POST", "/import", "lose"))
+    ids = via_proxy.import_tasks(project_id, [{"data": {"text": t}} for t in texts], batch=10)
+    held = direct._tasks_by_text(project_id)
+    assert sorted(held) == sorted(texts)  # each once: the lost import is not sent again
+    assert sorted(ids) == sorted(held.values())
+    assert [m for m, p in proxy.seen if "/import" in p] == ["POST"]
+    # a second batch after a lost answer: only the texts the server lacks are sent
+    proxy.faults.append(("POST", "/import", "lose"))
+    more = via_proxy.import_tasks(project_id, [{"data": {"text": "Four ."}}], batch=10)
+    assert len(more) == 1 and len(direct._tasks_by_text(project_id)) == 4
+
+
+def test_rate_limits_are_waited_for_within_their_bound(labelstudio, proxy):
+    client = Client(proxy.url, labelstudio.api_key, RETRYING)
+    proxy.faults.append(("GET", "/api/projects", "429:2"))
+    start = time.monotonic()
+    assert client.find_project("No project has this title") is None
+    assert time.monotonic() - start >= 2
+    assert [p for _, p in proxy.seen].count(proxy.seen[0][1]) == 2  # refused, then answered
+    proxy.faults.append(("GET", "/api/projects", "429:120"))
+    with pytest.raises(LabelStudioError, match=r"wait 120 s \(429 Retry-After\), more than "
+                                               r"annotation.server.retry_after_max_s = 5"):
+        client.find_project("No project has this title")
