@@ -89,7 +89,7 @@ onerror:
 
 rule export:
     input:
-        lambda w: [config["annotation"]["exports"][w.name]["snapshot"], *wf.code("export")],
+        lambda w: [*wf.export_files(config, w.name), *wf.code("export")],
     output:
         wf.PATHS["export"],
     params:

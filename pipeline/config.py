@@ -164,8 +164,12 @@ def validate(cfg: Mapping[str, Any], source: str) -> None:
     for model in clustering["models"]:
         _require(model in clustering["methods"], f"{source}: clustering.models",
                  f"{model!r} has no block under clustering.methods")
-    tagging = cfg["tagging"]
     exports = cfg.get("annotation", {}).get("exports", {})
+    for name, entry in exports.items():
+        _require(entry["source"] != "server" or entry["url"],
+                 f"{source}: annotation.exports.{name}",
+                 "source: server needs url: the Label Studio address")
+    tagging = cfg["tagging"]
     for name, entry in tagging["corpora"].items():
         where = f"{source}: tagging.corpora.{name}"
         fmt = entry["format"]

@@ -183,6 +183,16 @@ def file_spec(cfg: Mapping[str, Any], group: str, name: str, key: str) -> Any:
     return cfg[group][section][name][key]
 
 
+def export_files(cfg: Mapping[str, Any], name: str) -> list[str]:
+    """The export stage's file input: the snapshot, unless it reads a server."""
+    entry = cfg["annotation"]["exports"][name]
+    return [entry["snapshot"]] if entry["source"] == "snapshot" else []
+
+
+def from_server(cfg: Mapping[str, Any], name: str) -> bool:
+    return cfg["annotation"]["exports"][name]["source"] == "server"
+
+
 def label_studio_exports(cfg: Mapping[str, Any]) -> list[str]:
     corpora = cfg.get("tagging", {}).get("corpora", {})
     return sorted({c["export"] for c in corpora.values() if c["format"] == "label_studio"})

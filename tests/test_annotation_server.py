@@ -63,8 +63,8 @@ def work(labelstudio, tmp_path_factory):
     """Params overlay (own project title, snapshot and report paths) and the environment."""
     base = tmp_path_factory.mktemp("annotation-work")
     cfg = load(None)
-    cfg["annotation"]["exports"]["uner_ewt_dev"] = {"project": TITLE,
-                                                    "snapshot": str(base / "export.json")}
+    cfg["annotation"]["exports"]["uner_ewt_dev"].update(project=TITLE,
+                                                        snapshot=str(base / "export.json"))
     cfg["annotation"]["agreement"]["out_dir"] = str(base / "reports")
     params = base / "params.yaml"
     params.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))

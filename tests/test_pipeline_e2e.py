@@ -127,6 +127,41 @@ def test_mlflow_has_one_finished_run_per_job_with_seed_and_params(project):
     for r in by_stage["train_clustering"]:
         assert any(k.startswith("input.data/prepared/clustering/digits/x.npy")
                    for k in r.data.tags)
+    (export,) = by_stage["export"]  # the source, the task count and the bytes, recorded
+    entry = cfg["annotation"]["exports"]["uner_ewt_dev"]
+    exported = project / workflow.path("export", name="uner_ewt_dev")
+    assert export.data.tags["export.source"] == "snapshot"
+    assert export.data.tags["export.sha256"] == sha(exported)
+    assert export.data.params == workflow.param_values("export", cfg, name="uner_ewt_dev")
+    snapshot = json.loads((project / entry["snapshot"]).read_text())
+    assert export.data.metrics["tasks"] == len(snapshot)
+
+
+def test_the_export_source_is_a_parameter(project):
+    """Switching an export to a server changes its params (a rerun) and DVC always re-runs it:
+    a server's project changes with nothing changing here."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    saved = {n: (project / n).read_bytes() for n in ("params.yaml", "dvc.yaml")}
+    params["annotation"]["exports"]["uner_ewt_dev"].update(source="server",
+                                                           url="http://127.0.0.1:9")
+    try:
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        sh(project, sys.executable, "-m", "pipeline", "dvc-yaml")
+        stage = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]["export--uner_ewt_dev"]
+        assert stage["always_changed"] is True
+        assert entry_files(stage) == sorted(workflow.code("export"))  # no snapshot
+        status = json.loads(sh(project, "dvc", "status", "--json", "export--uner_ewt_dev").stdout)
+        assert any("params.yaml" in c.get("changed deps", {})
+                   for c in status["export--uner_ewt_dev"] if isinstance(c, dict))
+        dry = sh(project, "snakemake", "-n", "--cores", "1", check=False)
+        assert "export" in dry.stdout + dry.stderr
+    finally:
+        for n, data in saved.items():
+            (project / n).write_bytes(data)
+
+
+def entry_files(stage: dict) -> list[str]:
+    return sorted(d for d in stage["deps"] if d != "params.yaml")
 
 
 def test_dvc_is_clean_and_pushes(project):
