@@ -307,8 +307,8 @@ def test_editing_any_imported_module_makes_exactly_its_stages_stale(project):
     finally:
         for f, data in saved.items():
             (project / f).write_bytes(data)
-    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
-    assert set(status) == set(lock)
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    assert set(status) == set(stages)
     for name, changes in status.items():
         changed = {path for entry in changes for path in entry.get("changed deps", {})}
         stage = dvcgen.STAGE_OF_RULE[name.split("--")[0]]
