@@ -299,6 +299,7 @@ def test_editing_any_imported_module_makes_exactly_its_stages_stale(project):
     exactly the files derived for it; the Snakefile reads the same lists."""
     sources = sorted({f for stage in workflow.STAGE_MODULES for f in workflow.code(stage)})
     saved = {f: (project / f).read_bytes() for f in sources}
+    before = json.loads(sh(project, "dvc", "status", "--json").stdout or "{}")
     try:
         for f in sources:
             with open(project / f, "a", encoding="utf-8") as out:
@@ -315,4 +316,5 @@ def test_editing_any_imported_module_makes_exactly_its_stages_stale(project):
         stage = dvcgen.STAGE_OF_RULE[name.split("--")[0]]
         # source files only: earlier tests in this module re-run jobs and edit params
         assert {p for p in changed if p.endswith(".py")} == set(workflow.code(stage)), name
-    assert json.loads(sh(project, "dvc", "status", "--json").stdout or "{}") == {}
+    # restored: back to what earlier tests in this module left
+    assert json.loads(sh(project, "dvc", "status", "--json").stdout or "{}") == before
