@@ -24,7 +24,6 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
-import yaml  # noqa: E402
 
 from pipeline.config import load  # noqa: E402
 from pipeline.data.clustering import load_clustering_dataset  # noqa: E402
@@ -96,13 +95,12 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--compile", action="store_true")
     args = ap.parse_args()
-    cfg = load()
+    cfg = load(overlays=[str(PROFILE)])
     set_threads(1)
     deterministic_torch()
-    profile = yaml.safe_load(PROFILE.read_text())
-    hp = {**cfg["clustering"]["autoencoder"], **profile["clustering"]["autoencoder"]}
+    hp = dict(cfg["clustering"]["autoencoder"])
     hp.update(layerwise_epochs=0, input_dropout=0.0)
-    entry = profile["clustering"]["datasets"]["mnist_test"]
+    entry = cfg["clustering"]["datasets"]["mnist_test"]
     x_np, _ = load_clustering_dataset("mnist_test", entry, Path("."))
     x = torch.from_numpy(x_np)
     print(f"numerics {cfg['numerics']}, 1 thread, torch {torch.__version__}, "
@@ -116,7 +114,7 @@ def main() -> None:
         )
         return min(b - a for a, b in zip(stamps[1:], stamps[2:], strict=False)), model
 
-    profile_s, _ = pipeline_epoch(profile["clustering"]["autoencoder"]["augment"])
+    profile_s, _ = pipeline_epoch(hp["augment"])
     pipeline_s, reference = pipeline_epoch(None)
     rows = [("pipeline epoch, the profile's recipe (augmented batches)", profile_s, "-"),
             ("pipeline epoch without augmentation", pipeline_s, "reference")]

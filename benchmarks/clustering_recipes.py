@@ -19,7 +19,6 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
-import yaml  # noqa: E402
 
 from pipeline.config import load  # noqa: E402
 from pipeline.data.clustering import load_clustering_dataset  # noqa: E402
@@ -63,28 +62,30 @@ def main() -> None:
     ap.add_argument("--layerwise", type=int, default=50, help="dec_layerwise: epochs per layer")
     ap.add_argument("--every", type=int, default=25)
     ap.add_argument("--out", type=Path, help="also write the JSON here")
+    ap.add_argument("--device", default="cpu", help="cuda: a trial's curve in minutes, not bits")
     args = ap.parse_args()
 
-    profile = yaml.safe_load(PROFILE.read_text())
-    hp = {**load()["clustering"]["autoencoder"], **profile["clustering"]["autoencoder"]}
+    cfg = load(overlays=[str(PROFILE)])
+    hp = dict(cfg["clustering"]["autoencoder"])
     hp.update(RECIPES[args.recipe], epochs=args.epochs)
     hp["monitor"] = {**hp["monitor"], "every": args.every}
     if args.recipe == "dec_layerwise":
         hp["layerwise_epochs"] = args.layerwise
         hp["lr_step"] = {"every": max(1, round(0.4 * args.layerwise)), "gamma": 0.1}
-    entry = profile["clustering"]["datasets"]["mnist_test"]
+    entry = cfg["clustering"]["datasets"]["mnist_test"]
     x, y = load_clustering_dataset("mnist_test", entry, Path("."))
     side = int(round(x.shape[1] ** 0.5))
     set_threads(1)
     start, cpu0 = time.perf_counter(), time.process_time()
     _, history = pretrain_autoencoder(
-        x, hp, args.seed, torch.device("cpu"), lambda m, s: None, (side, side), y
+        x, hp, args.seed, torch.device(args.device), lambda m, s: None, (side, side), y
     )
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
     result = {
         "recipe": args.recipe,
         "seed": args.seed,
         "epochs": args.epochs,
+        "device": args.device,
         "layerwise_epochs": hp["layerwise_epochs"],
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),
