@@ -31,7 +31,6 @@ SEEDS = config["seeds"]
 DATASETS = list(config.get("clustering", {}).get("datasets", {}))
 CLUSTERING_MODELS = config.get("clustering", {}).get("models", [])
 CORPORA = list(config.get("tagging", {}).get("corpora", {}))
-TAGGING_MODELS = config.get("tagging", {}).get("models", [])
 PY = "python -m pipeline"
 
 
@@ -57,8 +56,8 @@ wildcard_constraints:
 RESULTS = [
     *expand(wf.PATHS["clustering_result"] + "/metrics.json",
             dataset=DATASETS, model=CLUSTERING_MODELS, seed=SEEDS),
-    *expand(wf.PATHS["tagging_result"] + "/metrics.json",
-            corpus=CORPORA, model=TAGGING_MODELS, seed=SEEDS),
+    *[wf.path("tagging_result", corpus=corpus, model=model, seed=seed) + "/metrics.json"
+      for corpus in CORPORA for model in wf.tagging_models(config, corpus) for seed in SEEDS],
 ]
 
 
@@ -179,6 +178,7 @@ rule train_tagger:
     threads: config["threads"]
     input:
         wf.files("prepared_tagging", corpus="{corpus}"),
+        lambda w: wf.transfer_source(config, w.model, w.seed) or [],
         wf.code("train_tagger"),
     output:
         outputs("tagger"),

@@ -152,7 +152,9 @@ def _require(cond: bool, where: str, message: str) -> None:
 def validate(cfg: Mapping[str, Any], source: str) -> None:
     """The schema (types, ranges, enums, required and unknown keys), then what a schema
     cannot say: which files a format needs, and names that must refer to declared blocks."""
-    error = best_match(_validator().iter_errors(cfg))
+    errors = list(_validator().iter_errors(cfg))
+    # A bad value inside an allOf also leaves its keys "unevaluated": name the value.
+    error = best_match([e for e in errors if e.validator != "unevaluatedProperties"] or errors)
     if error is not None:
         raise ConfigError(f"{source}: {_schema_error(error)}")
     clustering = cfg["clustering"]
@@ -183,6 +185,15 @@ def validate(cfg: Mapping[str, Any], source: str) -> None:
     for model in tagging["models"]:
         _require(model in tagging["variants"], f"{source}: tagging.models",
                  f"{model!r} has no block under tagging.variants")
+    for name in tagging["models"]:
+        base = tagging["variants"][name].get("transfer")
+        if not base:
+            continue
+        where = f"{source}: tagging.variants.{name}.transfer"
+        _require(tagging.get("transfer_corpus") in tagging["corpora"], where,
+                 "needs tagging.transfer_corpus: a corpus of tagging.corpora to start from")
+        _require(base in tagging["variants"] and not tagging["variants"][base].get("transfer"),
+                 where, f"{base!r} must name a variant without transfer")
 
 
 def write_resolved(cfg: Mapping[str, Any], directory: str | os.PathLike = ".pipeline") -> Path:

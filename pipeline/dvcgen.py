@@ -27,8 +27,9 @@ STAGE_OF_RULE = {
 }
 
 
-def snakemake_jobs(snakefile: str = "Snakefile") -> list[Any]:
-    """Every job of the full DAG (as if nothing were done yet), via Snakemake's API."""
+def snakemake_jobs(snakefile: str = "Snakefile", overlays: list[str] = ()) -> list[Any]:
+    """Every job of the full DAG (as if nothing were done yet), via Snakemake's API;
+    ``overlays`` as ``--configfile`` would give them."""
     from snakemake.api import SnakemakeApi
     from snakemake.settings.types import (
         ConfigSettings,
@@ -40,7 +41,7 @@ def snakemake_jobs(snakefile: str = "Snakefile") -> list[Any]:
     with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
         workflow_api = api.workflow(
             resource_settings=ResourceSettings(cores=1),
-            config_settings=ConfigSettings(),
+            config_settings=ConfigSettings(configfiles=[Path(o) for o in overlays]),
             snakefile=Path(snakefile),
         )
         dag_api = workflow_api.dag(DAGSettings(forceall=True))

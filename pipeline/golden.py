@@ -88,8 +88,7 @@ def n2d() -> str:
     return _cluster("n2d")
 
 
-def tagger() -> str:
-    """The char-CNN BiLSTM-CRF, one epoch on 200 EWT sentences; weights and predictions."""
+def _tagger(variant: str, epochs: int) -> str:
     import torch
 
     from pipeline.data.conllu import read_conllu
@@ -97,14 +96,25 @@ def tagger() -> str:
     from pipeline.train.tagging import predict, train_tagger
 
     cfg = load()
-    sentences = list(itertools.islice(read_conllu(EWT_DEV), 300))
+    sentences = list(itertools.islice(read_conllu(EWT_DEV, aux=("xpos", "feats")), 300))
     train, dev = sentences[:200], sentences[200:]
-    hp = {**hyperparameters(cfg, "ewt_pos_dev", "bilstm_cnn_crf"), "max_epochs": 1}
+    hp = {**hyperparameters(cfg, "ewt_pos_dev", variant), "max_epochs": epochs}
     bundle, _ = train_tagger(train, dev, "tags", hp, GOLDEN_SEED, torch.device("cpu"), _no_log)
     tags = predict(bundle, dev, hp["eval_batch_size"])
     index = {t: i for i, t in enumerate(bundle.tags)}
     predicted = np.array([index[t] for s in tags for t in s], dtype=np.int64)
     return digest({**bundle.model.state_dict(), "predicted": predicted})
+
+
+def tagger() -> str:
+    """The char-CNN BiLSTM-CRF, one epoch on 200 EWT sentences; weights and predictions."""
+    return _tagger("bilstm_cnn_crf", 1)
+
+
+def tagger_deep() -> str:
+    """The stronger variant (char BiLSTM, residual layers, Adam, XPOS/FEATS heads, label
+    smoothing, word dropout), two epochs on the same sentences, their weights averaged."""
+    return _tagger("deep", 2)
 
 
 def kernels() -> dict[str, str]:
@@ -153,7 +163,7 @@ def kernels() -> dict[str, str]:
 
 JOBS: dict[str, Callable[[], str | dict[str, str]]] = {
     "kernels": kernels, "autoencoder": autoencoder, "kmeans": kmeans, "n2d": n2d,
-    "tagger": tagger,
+    "tagger": tagger, "tagger_deep": tagger_deep,
 }
 
 

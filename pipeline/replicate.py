@@ -230,7 +230,7 @@ def runs_behind_report(cfg: dict[str, Any]) -> list[str]:
                for m in cfg["clustering"]["models"] for s in cfg["seeds"]]
     results += [workflow.path("tagging_result", corpus=c, model=m, seed=s)
                 for c in cfg.get("tagging", {}).get("corpora", {})
-                for m in cfg["tagging"]["models"] for s in cfg["seeds"]]
+                for m in workflow.tagging_models(cfg, c) for s in cfg["seeds"]]
     for result in results:
         run = json.loads(Path(result, "run.json").read_text())
         ids += [run["train_run_id"], run["run_id"]]

@@ -46,7 +46,8 @@ def collect(cfg: dict[str, Any]) -> list[Table]:
     tagging = cfg.get("tagging", {})
     for corpus in tagging.get("corpora", {}):
         tables.append(Table("tagging", corpus, _frame(
-            "tagging_result", cfg["seeds"], tagging["models"], corpus=corpus)))
+            "tagging_result", cfg["seeds"], workflow.tagging_models(cfg, corpus),
+            corpus=corpus)))
     return tables
 
 

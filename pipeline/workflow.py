@@ -137,8 +137,11 @@ def param_keys(stage: str, cfg: Mapping[str, Any], **w: Any) -> list[str]:
     if stage == "evaluate_clustering":
         return ["threads", "numerics", "clustering.evaluation"]
     if stage == "train_tagger":
-        return ["device", "threads", "numerics", "tagging.model", "tagging.trainer",
+        keys = ["device", "threads", "numerics", "tagging.model", "tagging.trainer",
                 f"tagging.variants.{w['model']}", f"tagging.corpora.{w['corpus']}"]
+        if cfg["tagging"]["variants"][w["model"]].get("transfer"):
+            keys.append("tagging.transfer_corpus")
+        return keys
     if stage == "evaluate_tagger":
         return ["threads", "numerics", "tagging.evaluation"]
     if stage == "report":
@@ -152,6 +155,27 @@ def param_values(stage: str, cfg: Mapping[str, Any], **w: Any) -> dict[str, str]
     for key in param_keys(stage, cfg, **w):
         values.update(flatten(get(cfg, key), key))
     return values
+
+
+# --- which taggers a corpus gets, and what a transfer variant starts from ---
+
+def transfer_source(cfg: Mapping[str, Any], model: str, seed: Any) -> str | None:
+    """The model file a transfer variant starts from: the variant it names, trained with the
+    same seed on ``tagging.transfer_corpus``; None for variants without ``transfer``."""
+    base = cfg["tagging"]["variants"][model].get("transfer")
+    if not base:
+        return None
+    return f"{path('tagger', corpus=cfg['tagging']['transfer_corpus'], model=base, seed=seed)}" \
+        "/model.pt"
+
+
+def tagging_models(cfg: Mapping[str, Any], corpus: str) -> list[str]:
+    """The variants a corpus is trained with: ``tagging.models``, except transfer variants
+    on the transfer corpus itself (they would start from their own data)."""
+    tagging = cfg["tagging"]
+    return [m for m in tagging["models"]
+            if not (tagging["variants"][m].get("transfer")
+                    and corpus == tagging.get("transfer_corpus"))]
 
 
 # --- data files: local paths, or url entries fetched into data/raw ---

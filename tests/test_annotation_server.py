@@ -132,7 +132,8 @@ def tiny_tagger(base: Path) -> str:
 
     torch.manual_seed(0)
     hp = {"word_dim": 8, "char_dim": 4, "char_filters": 4, "char_window": 3, "hidden": 8,
-          "dropout": 0.0, "crf": False, "char_cnn": True, "lowercase": True}
+          "dropout": 0.0, "crf": False, "char_encoder": "cnn", "lowercase": True,
+          "char_hidden": 4, "layers": 1, "residual": False}
     bundle = rebuild(["<pad>", "<unk>", "ada"], ["<pad>", "<unk>", "a"],
                      ["B-PER", "I-PER", "O"], hp)
     path = base / "tagger" / "model.pt"

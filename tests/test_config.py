@@ -65,6 +65,13 @@ def test_overlay_merges_and_null_drops_a_default_entry(tmp_path):
     ({"tagging": {"corpora": {"c": {"format": "label_studio", "export": "missing"}}}},
      "annotation.exports"),
     ({"tagging": {"models": ["crf9000"]}}, "'crf9000' has no block under tagging.variants"),
+    ({"tagging": {"models": ["t"], "variants": {"t": {"crf": True, "transfer": "deep"}}}},
+     "tagging.variants.t.transfer: needs tagging.transfer_corpus"),
+    ({"tagging": {"transfer_corpus": "ewt_pos_dev", "models": ["t"],
+                  "variants": {"t": {"crf": True, "transfer": "nope"}}}},
+     "tagging.variants.t.transfer: 'nope' must name a variant without transfer"),
+    ({"tagging": {"variants": {"deep": {"char_encoder": "gru"}}}},
+     "tagging.variants.deep.char_encoder: 'gru' is not one of"),
     ({"annotation": {"exports": {"uner_ewt_dev": {"source": "server"}}}},
      "annotation.exports.uner_ewt_dev: source: server needs url"),
     ({"annotation": {"exports": {"uner_ewt_dev": {"source": "labelstudio"}}}},
@@ -111,3 +118,19 @@ def test_url_entries_resolve_into_data_raw():
     assert workflow.raw_file("clustering", "mnist", "images", spec) == \
         "data/raw/clustering/mnist/images/t10k-images.gz"
     assert workflow.raw_file("clustering", "mnist", "images", "a/b.gz") == "a/b.gz"
+
+
+def test_transfer_variants_start_from_the_pos_model_of_their_seed(tmp_path):
+    """A transfer variant depends on its source model (same seed, transfer corpus) and is
+    not trained on the transfer corpus itself."""
+    base = config.read_yaml(ROOT / "params.yaml")
+    path = write(tmp_path, config.deep_merge(base, {"tagging": {
+        "transfer_corpus": "ewt_pos_dev", "models": ["bilstm_cnn_crf", "deep", "t"],
+        "variants": {"t": {"crf": True, "transfer": "deep"}}}}))
+    cfg = config.load(path)
+    assert workflow.transfer_source(cfg, "t", 3) == "models/tagging/ewt_pos_dev/deep/seed3/model.pt"
+    assert workflow.transfer_source(cfg, "deep", 3) is None
+    assert workflow.tagging_models(cfg, "uner_ewt_dev") == ["bilstm_cnn_crf", "deep", "t"]
+    assert workflow.tagging_models(cfg, "ewt_pos_dev") == ["bilstm_cnn_crf", "deep"]
+    keys = workflow.param_keys("train_tagger", cfg, corpus="uner_ewt_dev", model="t")
+    assert "tagging.transfer_corpus" in keys

@@ -76,3 +76,20 @@ def test_code_dependencies_follow_the_imports(tmp_path, monkeypatch):
             "pipeline/__init__.py", "pipeline/a.py", "pipeline/b.py", "pipeline/c.py")
     finally:
         workflow.imported_sources.cache_clear()
+
+
+def test_a_transfer_job_depends_on_the_pos_model_of_its_seed(tmp_path):
+    """NER with a transfer variant needs the POS model of the same seed (so a retrained POS
+    model reruns it); the transfer corpus itself gets no transfer job."""
+    overlay = tmp_path / "transfer.yaml"
+    overlay.write_text(yaml.safe_dump({"seeds": [0, 1], "tagging": {
+        "transfer_corpus": "ewt_pos_dev", "models": ["bilstm_cnn_crf", "cnn_transfer"],
+        "variants": {"cnn_transfer": {"crf": True, "transfer": "bilstm_cnn_crf"}}}}))
+    jobs = {dvcgen.stage_name(j): j for j in dvcgen.snakemake_jobs(str(ROOT / "Snakefile"),
+                                                                   [str(overlay)])}
+    for seed in (0, 1):
+        job = jobs[f"train_tagger--uner_ewt_dev--cnn_transfer--{seed}"]
+        assert f"models/tagging/ewt_pos_dev/bilstm_cnn_crf/seed{seed}/model.pt" in job.input
+        plain = jobs[f"train_tagger--uner_ewt_dev--bilstm_cnn_crf--{seed}"]
+        assert not any(str(f).startswith("models/") for f in plain.input)
+    assert not any("ewt_pos_dev--cnn_transfer" in name for name in jobs)

@@ -2,7 +2,7 @@
 on whatever machine runs this (CI runs on Intel and AMD CPUs), in portable numeric mode.
 
 A failing ``kernels.<library>`` entry names the library whose code path moved; the training
-jobs (autoencoder, tagger, k-means, N2D) show what reaches a result. The jobs read
+jobs (autoencoder, k-means, N2D, the two taggers) show what reaches a result. The jobs read
 params.yaml's defaults, so a deliberate change of code or defaults that changes results
 updates the hashes (`python -m pipeline golden > tests/golden_hashes.json`, said in the
 commit); a new machine never does: that is the bug this test exists for.

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pipeline import config
+from pipeline import config, workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,6 +38,12 @@ def test_tagging_profile_runs_the_ablations_on_ewt_and_the_export():
     cfg = merged("paper-tagging.yaml")
     assert cfg["seeds"] == [1, 2, 3]
     assert set(cfg["tagging"]["corpora"]) == {"ud_ewt", "uner_ewt_dev"}
-    assert cfg["tagging"]["models"] == ["bilstm_cnn_crf", "bilstm_cnn_softmax", "bilstm_crf",
-                                        "bilstm_softmax"]
+    models = cfg["tagging"]["models"]
+    assert models[:4] == ["bilstm_cnn_crf", "bilstm_cnn_softmax", "bilstm_crf", "bilstm_softmax"]
+    assert "deep" in models and all(cfg["tagging"]["variants"][m] for m in models)
+    # transfer from EWT train only: the export's sentences are EWT dev
+    assert cfg["tagging"]["transfer_corpus"] == "ud_ewt"
+    assert cfg["tagging"]["corpora"]["ud_ewt"]["train"].endswith("en_ewt-ud-train.conllu.xz")
+    assert workflow.tagging_models(cfg, "uner_ewt_dev") == models
+    assert "deep_transfer" not in workflow.tagging_models(cfg, "ud_ewt")
     assert cfg["tagging"]["trainer"]["max_epochs"] == 20

@@ -62,6 +62,26 @@ def test_conllu_xpos_column_and_compressed_files(tmp_path):
         assert sentences[0].tags == ["PRP", "VBP", "RB", "VB", "."]
 
 
+def test_conllu_aux_columns_follow_the_words_not_ranges_or_empty_nodes(tmp_path):
+    path = tmp_path / "a.conllu"
+    path.write_text(CONLLU.replace("PRON\tPRP\t_", "PRON\tPRP\tCase=Nom|Number=Sing"))
+    first, second = read_conllu(path, aux=("xpos", "feats"))
+    assert first.tags == ["PRON", "AUX", "PART", "VERB", "PUNCT"]  # upos still the tags
+    assert first.aux == {"xpos": ["PRP", "VBP", "RB", "VB", "."],
+                         "feats": ["Case=Nom|Number=Sing", "_", "_", "_", "_"]}
+    assert second.aux == {"xpos": ["UH"], "feats": ["_"]}
+    assert read_conllu(path)[0].aux == {}  # no aux asked: none kept
+
+
+def test_conllu_bad_aux_value_names_its_column(tmp_path):
+    path = tmp_path / "bad.conllu"
+    path.write_text("# sent_id = x\n"
+                    + row("1", "I", "I", "PRON", "PRP", "", "0", "root", "_", "_"))
+    assert read_conllu(path)[0].tags == ["PRON"]  # feats not read, so not checked
+    with pytest.raises(BadInput, match=r"bad\.conllu:2: bad feats tag ''"):
+        read_conllu(path, aux=("feats",))
+
+
 @pytest.mark.parametrize("bad, problem", [
     (row("1", "I", "I", "PRON", "PRP", "_", "0", "root", "_"), "expected 10"),
     (row("2", "I", "I", "PRON", "PRP", "_", "0", "root", "_", "_"), "word id '2'"),

@@ -15,11 +15,17 @@ from pipeline.train import tagging as T
 
 HP = {
     "word_dim": 8, "char_dim": 4, "char_filters": 6, "char_window": 3, "hidden": 8,
-    "dropout": 0.5, "crf": True, "char_cnn": True, "lowercase": True, "embeddings": None,
+    "dropout": 0.5, "crf": True, "char_encoder": "cnn", "lowercase": True, "embeddings": None,
+    "char_hidden": 5, "layers": 1, "residual": False, "word_dropout": 0.0,
     "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "decay": 0.05, "clip": 5.0,
     "batch_size": 4, "max_epochs": 2, "patience": 5, "eval_batch_size": 16,
-    "singleton_unk": 0.5, "threads": 1,
+    "singleton_unk": 0.5, "threads": 1, "early_stopping": True, "average_last": 1,
+    "label_smoothing": 0.0, "aux_weight": 0.0,
 }
+# The stronger variant's components, all switched on (small sizes).
+DEEP = {**HP, "crf": False, "char_encoder": "bilstm", "layers": 2, "residual": True,
+        "word_dropout": 0.2, "optimizer": "adam", "lr": 0.01, "label_smoothing": 0.1,
+        "aux_weight": 1.0, "early_stopping": False, "average_last": 2, "max_epochs": 3}
 LEXICON = {"the": "DET", "a": "DET", "cat": "NOUN", "dog": "NOUN", "Rome": "PROPN",
            "sees": "VERB", "runs": "VERB", "big": "ADJ", ".": "PUNCT"}
 
@@ -31,12 +37,14 @@ def corpus(n: int, seed: int) -> list[Sentence]:
     out = []
     for i in range(n):
         tokens = [rng.choice(words) for _ in range(rng.randint(1, 9))]
-        out.append(Sentence(f"s{seed}-{i}", tokens, [LEXICON[t] for t in tokens]))
+        number = ["Number=Plur" if t.endswith("s") else "_" for t in tokens]
+        out.append(Sentence(f"s{seed}-{i}", tokens, [LEXICON[t] for t in tokens],
+                            aux={"feats": number}))
     return out
 
 
 def no_log(metrics: dict[str, float], step: int) -> None:
-    assert {"train_loss", "dev_accuracy", "lr", "epoch_seconds"} <= metrics.keys()
+    assert {"train_loss", "lr", "epoch_seconds"} <= metrics.keys()
 
 
 def train(hp: dict, seed: int, scheme: str = "tags"):
@@ -44,10 +52,10 @@ def train(hp: dict, seed: int, scheme: str = "tags"):
                           torch.device("cpu"), no_log)
 
 
-@pytest.mark.parametrize("crf", [True, False])
-def test_padding_does_not_change_scores_or_paths(crf):
+@pytest.mark.parametrize("hp", [HP, {**HP, "crf": False}, DEEP],
+                         ids=["ma-hovy", "softmax", "deep"])
+def test_padding_does_not_change_scores_or_paths(hp):
     torch.manual_seed(0)
-    hp = {**HP, "crf": crf}
     bundle = T.rebuild(*T.build_vocab(corpus(40, 0), hp), hp)
     model = bundle.model.eval()
     sentences = corpus(5, 2) + [Sentence("long", ["Rome"] * 12, ["PROPN"] * 12)]
@@ -145,3 +153,77 @@ def test_length_buckets_cover_every_sentence_once_in_seeded_order():
     assert max(spans) <= 2  # sorted by length before cutting into batches
     assert batches == T.bucketed(lengths, 3, np.random.default_rng(0))
     assert batches != T.bucketed(lengths, 3, np.random.default_rng(1))
+
+
+def test_deep_variant_learns_with_its_aux_head_and_is_deterministic(tmp_path):
+    bundle, history = train({**DEEP, "max_epochs": 12}, seed=0)
+    assert bundle.aux == {"feats": ["Number=Plur", "_"]}
+    assert set(bundle.model.aux) == {"feats"}
+    assert "upper.0.weight_hh_l0" in bundle.model.state_dict()
+    assert "dev_accuracy" not in history  # no early stopping: dev joined the training data
+    test = corpus(30, 3)
+    pred = T.predict(bundle, test, 8)
+    assert sum(p == s.tags for p, s in zip(pred, test, strict=True)) >= 25
+    paths = [tmp_path / f"{i}.pt" for i in range(3)]
+    for path, seed in zip(paths, [1, 1, 2], strict=True):
+        T.save_bundle(path, train(DEEP, seed)[0])
+    assert paths[0].read_bytes() == paths[1].read_bytes() != paths[2].read_bytes()
+    assert T.load_bundle(paths[0]).aux == {"feats": ["Number=Plur", "_"]}
+
+
+def test_without_aux_weight_no_aux_head_is_built():
+    bundle, _ = train({**DEEP, "aux_weight": 0.0}, seed=0)
+    assert bundle.aux == {} and len(bundle.model.aux) == 0
+
+
+def test_aux_head_adds_its_weighted_loss():
+    torch.manual_seed(0)
+    hp = {**DEEP, "dropout": 0.0}
+    train_data = corpus(40, 0)
+    bundle = T.rebuild(*T.build_vocab(train_data, hp), hp, T.aux_vocab(train_data, hp))
+    batch = T.make_batch(T.encode(bundle, corpus(6, 2), with_tags=True), range(6))
+    model = bundle.model.eval()
+    alone, both, twice = (model.loss(batch, 0.0, w) for w in (0.0, 1.0, 2.0))
+    assert both > alone and torch.allclose(twice - alone, 2 * (both - alone))
+    assert model.loss(batch, 0.1, 0.0) != alone  # label smoothing changes the softmax loss
+
+
+def test_fixed_budget_trains_on_dev_too_and_averages_the_last_epochs():
+    dev = corpus(10, 1) + [Sentence("new", ["Paris"], ["PROPN"], aux={"feats": ["_"]})]
+    runs = {(epochs, k): T.train_tagger(corpus(40, 0), dev, "tags",
+                                        {**DEEP, "max_epochs": epochs, "average_last": k}, 0,
+                                        torch.device("cpu"), no_log)[0]
+            for epochs, k in [(2, 1), (3, 1), (3, 2)]}
+    assert "paris" in runs[(3, 2)].word_index
+    second, third = (runs[key].model.state_dict() for key in [(2, 1), (3, 1)])
+    averaged = runs[(3, 2)].model.state_dict()
+    for name, value in averaged.items():
+        assert torch.equal(value, torch.stack([second[name], third[name]]).mean(dim=0)), name
+    with pytest.raises(ValueError, match="average_last"):
+        train({**DEEP, "early_stopping": True}, seed=0)
+
+
+def test_transfer_starts_from_the_source_models_lower_layers():
+    pos, _ = train({**DEEP, "aux_weight": 0.0, "max_epochs": 2}, seed=0)
+    ents = {t: "B-LOC" if t == "Rome" else "O" for t in LEXICON}
+    ner = [Sentence(s.id, s.tokens[:3] + ["Oslo"], [ents[t] for t in s.tokens[:3]] + ["B-LOC"])
+           for s in corpus(20, 7)]
+    still = {**DEEP, "lr": 0.0, "word_dropout": 0.0, "aux_weight": 0.0, "max_epochs": 1,
+             "average_last": 1}  # lr 0: the weights stay where transfer put them
+    bundle, _ = T.train_tagger(ner, ner[:4], "iob2", still, 1, torch.device("cpu"), no_log,
+                               init_from=pos)
+    assert {"oslo", "runs"} <= set(bundle.words)  # own words and the source's
+    mine, theirs = bundle.model.state_dict(), pos.model.state_dict()
+    for name in theirs:
+        if name.startswith(("lstm.", "upper.", "chars.lstm.")):
+            assert torch.equal(mine[name], theirs[name]), name
+    for word in ("the", "runs", "<unk>"):
+        assert torch.equal(mine["embed.weight"][bundle.word_index[word]],
+                           theirs["embed.weight"][pos.word_index[word]])
+    assert not torch.equal(mine["out.weight"][:1], theirs["out.weight"][:1])  # heads fresh
+    other = T.train_tagger(ner, ner[:4], "iob2", still, 1, torch.device("cpu"), no_log)[0]
+    assert not torch.equal(other.model.state_dict()["lstm.weight_hh_l0"],
+                           theirs["lstm.weight_hh_l0"])
+    with pytest.raises(ValueError, match=r"transfer: the source model differs in \['hidden'\]"):
+        T.train_tagger(ner, ner[:4], "iob2", {**still, "hidden": 4}, 1, torch.device("cpu"),
+                       no_log, init_from=pos)

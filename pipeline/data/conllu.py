@@ -1,4 +1,5 @@
-"""CoNLL-U reader: one Sentence per sentence, tagged with its UPOS or XPOS column.
+"""CoNLL-U reader: one Sentence per sentence, tagged with its UPOS, XPOS or FEATS column,
+optionally with further columns kept as ``aux`` for multi-task taggers.
 
 Multi-word token ranges (``1-2``) and empty nodes (``1.1``) are skipped: taggers predict one
 tag per syntactic word, which is what the integer-id lines hold.
@@ -17,7 +18,7 @@ from typing import IO
 from pipeline.data.sentences import Sentence
 from pipeline.io import BadInput
 
-COLUMNS = {"upos": 3, "xpos": 4}
+COLUMNS = {"upos": 3, "xpos": 4, "feats": 5}
 
 
 def open_text(path: str | os.PathLike) -> IO[str]:
@@ -64,15 +65,19 @@ def comment(line: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def read_conllu(path: str | os.PathLike, column: str = "upos") -> list[Sentence]:
-    """Read every sentence; bad lines raise ValueError naming file, line number and problem."""
-    if column not in COLUMNS:
-        raise ValueError(f"column must be one of {sorted(COLUMNS)}, got {column!r}")
+def read_conllu(path: str | os.PathLike, column: str = "upos", aux: tuple[str, ...] = ()
+                ) -> list[Sentence]:
+    """Read every sentence, tagged with ``column`` and with the ``aux`` columns beside it;
+    bad lines raise BadInput naming file, line number and problem."""
+    for name in (column, *aux):
+        if name not in COLUMNS:
+            raise ValueError(f"column must be one of {sorted(COLUMNS)}, got {name!r}")
     col = COLUMNS[column]
     sentences: list[Sentence] = []
     doc = ""
     for block in blocks(path):
         sent_id, text, tokens, tags = "", "", [], []
+        extra: dict[str, list[str]] = {name: [] for name in aux}
         first = block[0][0]
         for lineno, line in block:
             where = f"{path}:{lineno}"
@@ -93,14 +98,17 @@ def read_conllu(path: str | os.PathLike, column: str = "upos") -> list[Sentence]
                     f"{where}: word id {word_id!r} does not follow {len(tokens)} "
                     "(ids must run 1, 2, 3, ...)"
                 )
-            tag = fields[col]
-            if not tag or " " in tag:
-                raise BadInput(f"{where}: bad {column} tag {tag!r}")
+            for name in (column, *aux):
+                value = fields[COLUMNS[name]]
+                if not value or " " in value:
+                    raise BadInput(f"{where}: bad {name} tag {value!r}")
             tokens.append(fields[1])
-            tags.append(tag)
+            tags.append(fields[col])
+            for name in aux:
+                extra[name].append(fields[COLUMNS[name]])
         if not tokens:
             raise BadInput(f"{path}:{first}: sentence with no words")
         sid = sent_id or f"{Path(path).name}:{len(sentences)}"
         meta = {k: v for k, v in (("text", text), ("doc", doc)) if v}
-        sentences.append(Sentence(id=sid, tokens=tokens, tags=tags, meta=meta))
+        sentences.append(Sentence(id=sid, tokens=tokens, tags=tags, meta=meta, aux=extra))
     return sentences

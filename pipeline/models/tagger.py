@@ -1,14 +1,19 @@
-"""BiLSTM-CNN-CRF sequence tagger (Ma & Hovy 2016), with the paper's ablations as flags.
+"""BiLSTM-CNN-CRF sequence tagger (Ma & Hovy 2016), with the paper's ablations as flags,
+and the components of the stronger variant beside them (docs/tagging.md).
 
-word embedding (+ char CNN: embed chars, convolve, max-pool) -> dropout -> BiLSTM -> dropout
--> linear emission scores -> CRF (``crf: true``) or per-token softmax (``crf: false``).
-The char CNN runs once per distinct token form in a batch, not once per token.
+word embedding (+ char encoder) -> dropout -> BiLSTM (``layers`` of them, each upper one
+added to its input when ``residual``) -> dropout -> linear emission scores -> CRF
+(``crf: true``) or per-token softmax (``crf: false``); auxiliary softmax heads (CoNLL-U XPOS,
+FEATS) read the same states when the data set has those columns. The char encoder (Ma &
+Hovy's CNN: embed, convolve, max-pool; or a BiLSTM over the characters, its two final states
+concatenated, as in Lample et al. 2016 and UDPipe 2) runs once per distinct token form in a
+batch, not once per token.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -21,8 +26,8 @@ from pipeline.models.crf import CRF
 PAD, UNK = 0, 1  # reserved indices of the word and char vocabularies
 
 # Keys of hp that fix the architecture; saved with the weights to rebuild the model.
-MODEL_KEYS = ("word_dim", "char_dim", "char_filters", "char_window", "hidden", "dropout",
-              "crf", "char_cnn", "lowercase")
+MODEL_KEYS = ("word_dim", "char_dim", "char_encoder", "char_filters", "char_window",
+              "char_hidden", "hidden", "layers", "residual", "dropout", "crf", "lowercase")
 
 
 @dataclass
@@ -34,11 +39,12 @@ class Batch:
     chars: Tensor  # [U, C] char ids of the batch's distinct token forms
     mask: Tensor  # [B, L] bool
     tags: Tensor | None  # [B, L] tag ids (0 on padding), None when predicting
+    aux: dict[str, Tensor] = field(default_factory=dict)  # auxiliary columns, like tags
 
     def to(self, device: torch.device) -> Batch:
         tags = None if self.tags is None else self.tags.to(device)
         return Batch(self.words.to(device), self.forms.to(device), self.chars.to(device),
-                     self.mask.to(device), tags)
+                     self.mask.to(device), tags, {k: v.to(device) for k, v in self.aux.items()})
 
 
 def uniform_(embedding: nn.Embedding) -> None:
@@ -66,45 +72,108 @@ class CharCNN(nn.Module):
         return h.max(dim=2).values
 
 
+class CharBiLSTM(nn.Module):
+    def __init__(self, n_chars: int, dim: int, hidden: int, dropout: float):
+        super().__init__()
+        self.embed = nn.Embedding(n_chars, dim, padding_idx=PAD)
+        uniform_(self.embed)
+        self.lstm = nn.LSTM(dim, hidden, batch_first=True, bidirectional=True)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, chars: Tensor) -> Tensor:
+        """``[U, C]`` char ids -> ``[U, 2 * hidden]``: the last forward and first backward state."""
+        packed = pack_padded_sequence(self.dropout(self.embed(chars)), (chars != PAD).sum(1).cpu(),
+                                      batch_first=True, enforce_sorted=False)
+        final = self.lstm(packed)[1][0]  # [2, U, hidden]
+        return torch.cat([final[0], final[1]], dim=1)
+
+
+def char_encoder(n_chars: int, hp: Mapping[str, Any]) -> tuple[nn.Module | None, int]:
+    """The configured char encoder and the width it adds to each token's input."""
+    kind = hp["char_encoder"]
+    if kind == "cnn":
+        return CharCNN(n_chars, hp["char_dim"], hp["char_filters"], hp["char_window"],
+                       hp["dropout"]), hp["char_filters"]
+    if kind == "bilstm":
+        return CharBiLSTM(n_chars, hp["char_dim"], hp["char_hidden"], hp["dropout"]), \
+            2 * hp["char_hidden"]
+    if kind == "none":
+        return None, 0
+    raise ValueError(f"char_encoder must be cnn, bilstm or none, got {kind!r}")
+
+
+def bilstm(width: int, hidden: int) -> nn.LSTM:
+    """A BiLSTM layer with the forget-gate bias at 1, as in the paper."""
+    lstm = nn.LSTM(width, hidden, batch_first=True, bidirectional=True)
+    for name, param in lstm.named_parameters():
+        if name.startswith("bias_ih"):
+            with torch.no_grad():
+                param.zero_()
+                param[hidden:2 * hidden] = 1.0
+        elif name.startswith("bias_hh"):
+            nn.init.zeros_(param)
+    return lstm
+
+
 class Tagger(nn.Module):
-    def __init__(self, n_words: int, n_chars: int, n_tags: int, hp: Mapping[str, Any]):
+    def __init__(self, n_words: int, n_chars: int, n_tags: int, hp: Mapping[str, Any],
+                 aux_tags: Mapping[str, int] | None = None):
         super().__init__()
         self.embed = nn.Embedding(n_words, hp["word_dim"], padding_idx=PAD)
         uniform_(self.embed)
-        self.chars = (CharCNN(n_chars, hp["char_dim"], hp["char_filters"], hp["char_window"],
-                              hp["dropout"]) if hp["char_cnn"] else None)
-        width = hp["word_dim"] + (hp["char_filters"] if hp["char_cnn"] else 0)
-        self.lstm = nn.LSTM(width, hp["hidden"], batch_first=True, bidirectional=True)
-        for name, param in self.lstm.named_parameters():
-            if name.startswith("bias_ih"):  # forget-gate bias 1, as in the paper
-                with torch.no_grad():
-                    param.zero_()
-                    param[hp["hidden"]:2 * hp["hidden"]] = 1.0
-            elif name.startswith("bias_hh"):
-                nn.init.zeros_(param)
+        self.chars, char_width = char_encoder(n_chars, hp)
+        self.lstm = bilstm(hp["word_dim"] + char_width, hp["hidden"])
+        # Layers above the first (none in Ma & Hovy's model), each fed the one below.
+        self.upper = nn.ModuleList(bilstm(2 * hp["hidden"], hp["hidden"])
+                                   for _ in range(hp["layers"] - 1))
+        self.residual = hp["residual"]
         self.dropout = nn.Dropout(hp["dropout"])
         self.out = nn.Linear(2 * hp["hidden"], n_tags)
+        self.aux = nn.ModuleDict({name: nn.Linear(2 * hp["hidden"], n)
+                                  for name, n in (aux_tags or {}).items()})
         self.crf = CRF(n_tags) if hp["crf"] else None
 
-    def emissions(self, batch: Batch) -> Tensor:
-        """Per-token tag scores ``[B, L, T]``."""
+    def states(self, batch: Batch) -> Tensor:
+        """The top BiLSTM layer's states ``[B, L, 2 * hidden]``, after dropout."""
         x = self.embed(batch.words)
         if self.chars is not None:
             x = torch.cat([x, self.chars(batch.chars)[batch.forms]], dim=2)
         lengths = batch.mask.sum(1).cpu()
         packed = pack_padded_sequence(self.dropout(x), lengths, batch_first=True,
                                       enforce_sorted=False)
-        h, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True,
-                                   total_length=batch.mask.size(1))
-        return self.out(self.dropout(h))
+        out = self.lstm(packed)[0]
+        for layer in self.upper:
+            above = layer(out._replace(data=self.dropout(out.data)))[0]
+            out = above._replace(data=above.data + out.data) if self.residual else above
+        h, _ = pad_packed_sequence(out, batch_first=True, total_length=batch.mask.size(1))
+        return self.dropout(h)
 
-    def loss(self, batch: Batch) -> Tensor:
-        """Negative log-likelihood summed over a sentence's tokens, mean over sentences."""
-        scores = self.emissions(batch)
+    def emissions(self, batch: Batch) -> Tensor:
+        """Per-token tag scores ``[B, L, T]``."""
+        return self.out(self.states(batch))
+
+    def loss(self, batch: Batch, label_smoothing: float = 0.0, aux_weight: float = 0.0
+             ) -> Tensor:
+        """Negative log-likelihood summed over a sentence's tokens, mean over sentences;
+        plus ``aux_weight`` times each auxiliary head's. Label smoothing applies to the
+        softmax heads (a CRF's likelihood has no per-token target to smooth)."""
+        h = self.states(batch)
+        scores = self.out(h)
         if self.crf is not None:
-            return -self.crf.log_likelihood(scores, batch.tags, batch.mask).mean()
-        nll = F.cross_entropy(scores[batch.mask], batch.tags[batch.mask], reduction="sum")
-        return nll / batch.mask.size(0)
+            loss = -self.crf.log_likelihood(scores, batch.tags, batch.mask).mean()
+        else:
+            loss = self._nll(scores, batch.tags, batch.mask, label_smoothing)
+        if aux_weight:
+            for name, head in self.aux.items():
+                loss = loss + aux_weight * self._nll(head(h), batch.aux[name], batch.mask,
+                                                     label_smoothing)
+        return loss
+
+    @staticmethod
+    def _nll(scores: Tensor, tags: Tensor, mask: Tensor, label_smoothing: float) -> Tensor:
+        nll = F.cross_entropy(scores[mask], tags[mask], reduction="sum",
+                              label_smoothing=label_smoothing)
+        return nll / mask.size(0)
 
     @torch.no_grad()
     def decode(self, batch: Batch) -> Tensor:

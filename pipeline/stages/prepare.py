@@ -64,7 +64,9 @@ def _read_corpus(cfg: dict[str, Any], corpus: str) -> tuple[dict[str, list[Sente
     if fmt == "conllu":
         from pipeline.data.conllu import read_conllu
 
-        return {k: read_conllu(p, column=entry["column"]) for k, p in files.items()}, report
+        aux = tuple(entry.get("aux", ()))
+        return {k: read_conllu(p, column=entry["column"], aux=aux)
+                for k, p in files.items()}, report
     from pipeline.data.iob2 import read_iob2
 
     return {k: read_iob2(p) for k, p in files.items()}, report
@@ -107,7 +109,8 @@ def tagging(corpus: str) -> None:
         if not sentences:
             raise BadInput(f"corpus {corpus}: split {name!r} is empty; "
                              f"adjust tagging.split or give the file")
-        lines = [json.dumps({"id": s.id, "tokens": s.tokens, "tags": s.tags}, ensure_ascii=False)
+        lines = [json.dumps({"id": s.id, "tokens": s.tokens, "tags": s.tags,
+                             **({"aux": s.aux} if s.aux else {})}, ensure_ascii=False)
                  for s in sentences]
         write_text(out / f"{name}.jsonl", "\n".join(lines) + "\n")
     tags = sorted({t for s in splits["train"] for t in s.tags})
@@ -116,6 +119,8 @@ def tagging(corpus: str) -> None:
         "format": entry["format"],
         "scheme": "tags" if entry["format"] == "conllu" else "iob2",
         "tags": tags,
+        **({"aux_tags": {name: sorted({t for s in splits["train"] for t in s.aux[name]})
+                         for name in entry["aux"]}} if entry.get("aux") else {}),
         "counts": {k: {"sentences": len(v), "tokens": sum(len(s.tokens) for s in v)}
                    for k, v in splits.items()},
         "conversion": conversion,

@@ -24,7 +24,8 @@ def hyperparameters(cfg: dict[str, Any], corpus: str, model: str) -> dict[str, A
 
 def _split(corpus: str, name: str) -> list[Sentence]:
     base = Path(workflow.path("prepared_tagging", corpus=corpus))
-    return [Sentence(r["id"], r["tokens"], r["tags"]) for r in read_jsonl(base / f"{name}.jsonl")]
+    return [Sentence(r["id"], r["tokens"], r["tags"], aux=r.get("aux", {}))
+            for r in read_jsonl(base / f"{name}.jsonl")]
 
 
 def _manifest(corpus: str) -> dict[str, Any]:
@@ -33,21 +34,23 @@ def _manifest(corpus: str) -> dict[str, Any]:
 
 
 def train(corpus: str, model: str, seed: int) -> None:
-    from pipeline.train.tagging import save_bundle, train_tagger
+    from pipeline.train.tagging import load_bundle, save_bundle, train_tagger
 
     cfg = load_config()
     device = select_device(cfg["device"])
     out = Path(workflow.path("tagger", corpus=corpus, model=model, seed=seed))
     params = workflow.param_values("train_tagger", cfg, corpus=corpus, model=model)
     base = workflow.path("prepared_tagging", corpus=corpus)
-    inputs = [f"{base}/train.jsonl", f"{base}/dev.jsonl"]
+    source = workflow.transfer_source(cfg, model, seed)
+    inputs = [f"{base}/train.jsonl", f"{base}/dev.jsonl", *([source] if source else [])]
     with job_run("tagging", f"{model}/{corpus}/seed{seed}", "train_tagger", params, seed, inputs,
                  cfg, str(device), {"corpus": corpus, "model": model}) as run:
         seed_everything(seed)
         bundle, history = train_tagger(_split(corpus, "train"), _split(corpus, "dev"),
                                        _manifest(corpus)["scheme"],
                                        hyperparameters(cfg, corpus, model), seed, device,
-                                       run.log_metrics)
+                                       run.log_metrics,
+                                       init_from=load_bundle(source) if source else None)
         save_bundle(out / "model.pt", bundle)
         write_json(out / "history.json", history)
         run.log_artifact(out / "model.pt", "model")

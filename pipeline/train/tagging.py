@@ -2,7 +2,10 @@
 
 Ma & Hovy's recipe: SGD with momentum, lr / (1 + decay * epoch), gradient norm clipping,
 small batches; here the batches are length-bucketed (sentences of similar length together,
-batch order shuffled from the seed) and the best epoch on the dev data is kept.
+batch order shuffled from the seed) and the best epoch on the dev data is kept. The stronger
+variant's switches live in the same loop: Adam, word dropout on every word, label
+smoothing, auxiliary heads, and (``early_stopping: false``) a fixed number of epochs on the
+whole training file with the weights of the last ``average_last`` epochs averaged.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pipeline.seeding import numpy_rng, seed_everything
 
 LogFn = Callable[[dict[str, float], int], None]
 SCHEMES = {"iob2": "f1", "tags": "accuracy"}  # scheme -> dev metric for early stopping
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2
 
 
 @dataclass
@@ -40,6 +43,7 @@ class TaggerBundle:
     chars: list[str]
     tags: list[str]
     hp: dict[str, Any]
+    aux: dict[str, list[str]] = field(default_factory=dict)  # auxiliary column -> its tags
     word_index: dict[str, int] = field(init=False, repr=False)
     char_index: dict[str, int] = field(init=False, repr=False)
 
@@ -55,6 +59,7 @@ class Encoded:
     words: list[np.ndarray]
     forms: list[np.ndarray]
     tags: list[np.ndarray] | None
+    aux: dict[str, list[np.ndarray]]
     char_table: np.ndarray  # [n_forms, max_chars], PAD-filled
     char_lengths: np.ndarray  # [n_forms]
 
@@ -78,11 +83,17 @@ def encode(bundle: TaggerBundle, sentences: Sequence[Sentence], with_tags: bool)
     table = np.full((max(len(spelled), 1), lengths.max()), PAD, dtype=np.int64)
     for i, ids in enumerate(spelled):
         table[i, :len(ids)] = ids
-    tags = None
+    tags, aux = None, {}
     if with_tags:
-        tag_index = {t: i for i, t in enumerate(bundle.tags)}
-        tags = [np.array([tag_index[t] for t in s.tags], dtype=np.int64) for s in sentences]
-    return Encoded(words, forms, tags, table, lengths)
+        tags = _ids(bundle.tags, [s.tags for s in sentences])
+        aux = {name: _ids(vocab, [s.aux[name] for s in sentences])
+               for name, vocab in bundle.aux.items()}
+    return Encoded(words, forms, tags, aux, table, lengths)
+
+
+def _ids(vocab: list[str], columns: list[list[str]]) -> list[np.ndarray]:
+    index = {t: i for i, t in enumerate(vocab)}
+    return [np.array([index[t] for t in column], dtype=np.int64) for column in columns]
 
 
 def make_batch(data: Encoded, rows: Sequence[int]) -> Batch:
@@ -91,12 +102,15 @@ def make_batch(data: Encoded, rows: Sequence[int]) -> Batch:
     words = np.full((len(rows), length), PAD, dtype=np.int64)
     forms = np.zeros((len(rows), length), dtype=np.int64)
     tags = np.zeros((len(rows), length), dtype=np.int64)
+    aux = {name: np.zeros((len(rows), length), dtype=np.int64) for name in data.aux}
     for i, r in enumerate(rows):
         n = len(data.words[r])
         words[i, :n] = data.words[r]
         forms[i, :n] = data.forms[r]
         if data.tags is not None:
             tags[i, :n] = data.tags[r]
+        for name, column in data.aux.items():
+            aux[name][i, :n] = column[r]
     distinct, inverse = np.unique(forms, return_inverse=True)
     chars = data.char_table[distinct, :data.char_lengths[distinct].max()]
     return Batch(
@@ -105,6 +119,7 @@ def make_batch(data: Encoded, rows: Sequence[int]) -> Batch:
         chars=torch.from_numpy(np.ascontiguousarray(chars)),
         mask=torch.from_numpy(words != PAD),
         tags=torch.from_numpy(tags) if data.tags is not None else None,
+        aux={name: torch.from_numpy(a) for name, a in aux.items()},
     )
 
 
@@ -135,44 +150,119 @@ def singleton_mask(bundle: TaggerBundle, train: Sequence[Sentence]) -> torch.Ten
     return mask
 
 
-def rebuild(words: list[str], chars: list[str], tags: list[str], hp: dict) -> TaggerBundle:
-    return TaggerBundle(Tagger(len(words), len(chars), len(tags), hp), words, chars, tags, hp)
+def rebuild(words: list[str], chars: list[str], tags: list[str], hp: dict,
+            aux: dict[str, list[str]] | None = None) -> TaggerBundle:
+    aux = aux or {}
+    model = Tagger(len(words), len(chars), len(tags), hp, {k: len(v) for k, v in aux.items()})
+    return TaggerBundle(model, words, chars, tags, hp, aux)
+
+
+def aux_vocab(train: Sequence[Sentence], hp: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Tags of each auxiliary column in the training data; none unless ``aux_weight`` > 0."""
+    if not hp["aux_weight"]:
+        return {}
+    names = sorted({name for s in train for name in s.aux})
+    return {name: sorted({t for s in train for t in s.aux[name]}) for name in names}
+
+
+def make_optimizer(params, hp: Mapping[str, Any]) -> torch.optim.Optimizer:
+    if hp["optimizer"] == "sgd":
+        return torch.optim.SGD(params, lr=hp["lr"], momentum=hp["momentum"])
+    if hp["optimizer"] == "adam":
+        return torch.optim.Adam(params, lr=hp["lr"])
+    raise ValueError(f"optimizer must be sgd or adam, got {hp['optimizer']!r}")
+
+
+class WeightAverage:
+    """Running mean of the weights at the end of the last ``k`` epochs (checkpoint
+    averaging); with ``k`` 1 it is the last epoch's weights."""
+
+    def __init__(self, k: int):
+        self.k, self.states = k, []
+
+    def add(self, model: torch.nn.Module) -> None:
+        self.states = [*self.states, copy.deepcopy(model.state_dict())][-self.k:]
+
+    def result(self) -> dict[str, torch.Tensor]:
+        return {name: torch.stack([s[name] for s in self.states]).mean(dim=0)
+                for name in self.states[0]}
+
+
+# What a transfer variant takes from its source model: everything below the output heads.
+TRANSFERRED = ("embed.", "chars.", "lstm.", "upper.")
+
+
+def transfer(bundle: TaggerBundle, source: TaggerBundle) -> None:
+    """Start ``bundle`` from ``source``'s lower layers (POS-to-NER transfer): word and char
+    embedding rows by the word or char they stand for, the char encoder and the BiLSTM
+    layers as they are. The two must share the architecture; the heads stay fresh."""
+    differ = [k for k in MODEL_KEYS if k != "crf" and bundle.hp[k] != source.hp[k]]
+    if differ:
+        raise ValueError(f"transfer: the source model differs in {differ}; a transfer variant "
+                         "must share its source's architecture")
+    state = bundle.model.state_dict()
+    for name, value in source.model.state_dict().items():
+        if name.endswith("embed.weight"):
+            vocab, index = ((bundle.words, source.word_index) if name == "embed.weight"
+                            else (bundle.chars, source.char_index))
+            rows = [(i, index[v]) for i, v in enumerate(vocab) if v in index]
+            target, origin = zip(*rows, strict=True)
+            state[name][list(target)] = value[list(origin)]
+        elif name.startswith(TRANSFERRED):
+            state[name].copy_(value)
+    bundle.model.load_state_dict(state)
 
 
 def train_tagger(
     train: list[Sentence], dev: list[Sentence], scheme: str, hp: Mapping[str, Any], seed: int,
-    device: torch.device, log: LogFn,
+    device: torch.device, log: LogFn, init_from: TaggerBundle | None = None,
 ) -> tuple[TaggerBundle, dict[str, list[float]]]:
     """Train on ``train``, early-stop on ``dev`` (entity F1 for iob2, accuracy for tags).
 
-    Returns the bundle holding the best epoch's weights and per-epoch history lists (epoch,
-    train_loss, dev_accuracy, dev_f1 for iob2, dev_score = the early-stopping metric, lr,
-    epoch_seconds); every epoch is also passed to ``log``.
+    ``init_from`` (a transfer variant's source model): its vocabularies join this one's,
+    and its lower layers are the starting point (``transfer``).
+
+    With ``early_stopping: false`` dev joins the training data (the whole training file),
+    every one of ``max_epochs`` runs, and the kept weights are the mean of the last
+    ``average_last`` epochs'. Returns the bundle and per-epoch history lists (epoch,
+    train_loss, lr, epoch_seconds; with early stopping also dev_accuracy, dev_f1 for iob2
+    and dev_score, the stopping metric); every epoch is also passed to ``log``.
     """
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {sorted(SCHEMES)}, got {scheme!r}")
     if not train or not dev:
         raise ValueError("train_tagger needs non-empty train and dev sentences")
-    if hp["optimizer"] != "sgd":
-        raise ValueError(f"optimizer must be 'sgd' (Ma & Hovy), got {hp['optimizer']!r}")
+    early = hp["early_stopping"]
+    if early and hp["average_last"] != 1:
+        raise ValueError("average_last > 1 needs early_stopping: false (the kept weights "
+                         "are the best epoch's, not the last ones)")
+    if not early:
+        train = [*train, *dev]
     seed_everything(seed)
     rng = numpy_rng(seed, "tagging-batches")
     model_hp = {k: hp[k] for k in MODEL_KEYS}
-    bundle = rebuild(*build_vocab(train, hp), model_hp)
+    words, chars, tags = build_vocab(train, hp)
+    if init_from is not None:
+        words = [*words[:2], *sorted(set(words[2:]) | set(init_from.words[2:]))]
+        chars = [*chars[:2], *sorted(set(chars[2:]) | set(init_from.chars[2:]))]
+    bundle = rebuild(words, chars, tags, model_hp, aux_vocab(train, hp))
     if hp["embeddings"]:
         matrix, _ = embedding_matrix(hp["embeddings"], bundle.words, hp["word_dim"],
                                      hp["lowercase"], numpy_rng(seed, "embeddings"))
         with torch.no_grad():
             bundle.model.embed.weight.copy_(torch.from_numpy(matrix))
             bundle.model.embed.weight[PAD].zero_()
+    if init_from is not None:
+        transfer(bundle, init_from)
     model = bundle.model.to(device)
     data = encode(bundle, train, with_tags=True)
     lengths = np.array([len(w) for w in data.words])
     singletons = singleton_mask(bundle, train).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=hp["lr"], momentum=hp["momentum"])
+    optimizer = make_optimizer(model.parameters(), hp)
     metric = SCHEMES[scheme]
     history: dict[str, list[float]] = defaultdict(list)
     best_score, best_state, stale = -1.0, {}, 0
+    average = WeightAverage(hp["average_last"])
     for epoch in range(hp["max_epochs"]):
         lr = hp["lr"] / (1.0 + hp["decay"] * epoch)
         for group in optimizer.param_groups:
@@ -184,29 +274,35 @@ def train_tagger(
             batch = make_batch(data, rows).to(device)
             drop = singletons[batch.words] & (torch.rand(batch.words.shape, device=device)
                                               < hp["singleton_unk"])
+            if hp["word_dropout"]:
+                drop |= torch.rand(batch.words.shape, device=device) < hp["word_dropout"]
             batch.words = batch.words.masked_fill(drop, UNK)
-            loss = model.loss(batch)
+            loss = model.loss(batch, hp["label_smoothing"], hp["aux_weight"])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), hp["clip"])
             optimizer.step()
             total += loss.item() * len(rows)
-        seconds = time.perf_counter() - start
-        scores = tagging_metrics([s.tags for s in dev], predict(bundle, dev, hp["eval_batch_size"]),
-                                 scheme)
-        row = {"train_loss": total / len(train), "dev_accuracy": scores["accuracy"],
-               **({"dev_f1": scores["f1"]} if scheme == "iob2" else {}),
-               "dev_score": scores[metric], "lr": lr, "epoch_seconds": seconds}
+        row = {"train_loss": total / len(train), "lr": lr,
+               "epoch_seconds": time.perf_counter() - start}
+        if early:
+            scores = tagging_metrics([s.tags for s in dev],
+                                     predict(bundle, dev, hp["eval_batch_size"]), scheme)
+            row.update(dev_accuracy=scores["accuracy"],
+                       **({"dev_f1": scores["f1"]} if scheme == "iob2" else {}),
+                       dev_score=scores[metric])
         log(row, epoch + 1)
         for key, value in {"epoch": epoch + 1, **row}.items():
             history[key].append(value)
-        if scores[metric] > best_score:
+        if not early:
+            average.add(model)
+        elif scores[metric] > best_score:
             best_score, best_state, stale = scores[metric], copy.deepcopy(model.state_dict()), 0
         else:
             stale += 1
             if stale >= hp["patience"]:
                 break
-    model.load_state_dict(best_state)
+    model.load_state_dict(best_state if early else average.result())
     return bundle, dict(history)
 
 
@@ -242,7 +338,7 @@ def save_bundle(path: str | os.PathLike, bundle: TaggerBundle) -> None:
         "format": BUNDLE_FORMAT,
         "state_dict": {k: v.detach().cpu() for k, v in bundle.model.state_dict().items()},
         "words": list(bundle.words), "chars": list(bundle.chars), "tags": list(bundle.tags),
-        "hp": dict(bundle.hp),
+        "aux": {k: list(v) for k, v in bundle.aux.items()}, "hp": dict(bundle.hp),
     })
 
 
@@ -250,7 +346,7 @@ def load_bundle(path: str | os.PathLike, device: torch.device | None = None) -> 
     blob = torch.load(path, map_location="cpu", weights_only=True)
     if blob.get("format") != BUNDLE_FORMAT:
         raise ValueError(f"{path}: not a tagger bundle of format {BUNDLE_FORMAT}")
-    bundle = rebuild(blob["words"], blob["chars"], blob["tags"], blob["hp"])
+    bundle = rebuild(blob["words"], blob["chars"], blob["tags"], blob["hp"], blob["aux"])
     bundle.model.load_state_dict(blob["state_dict"])
     bundle.model.eval()
     if device is not None:
