@@ -45,7 +45,8 @@ def test_predictions_carry_the_run_id_and_valid_spans(tmp_path):
     torch.manual_seed(0)
     hp = {"word_dim": 8, "char_dim": 4, "char_filters": 4, "char_window": 3, "hidden": 8,
           "dropout": 0.0, "crf": False, "char_encoder": "cnn", "lowercase": True,
-          "char_hidden": 4, "layers": 1, "residual": False}
+          "char_hidden": 4, "layers": 1, "residual": False, "lexical_dim": 0,
+          "lexical_bins": 4}
     save_bundle(tmp_path / "model.pt", rebuild(["<pad>", "<unk>"], ["<pad>", "<unk>"],
                                                ["B-PER", "I-PER", "B-MISC", "O"], hp))
     (tmp_path / "run.json").write_text(json.dumps({"run_id": "abc"}))

@@ -133,7 +133,8 @@ def tiny_tagger(base: Path) -> str:
     torch.manual_seed(0)
     hp = {"word_dim": 8, "char_dim": 4, "char_filters": 4, "char_window": 3, "hidden": 8,
           "dropout": 0.0, "crf": False, "char_encoder": "cnn", "lowercase": True,
-          "char_hidden": 4, "layers": 1, "residual": False}
+          "char_hidden": 4, "layers": 1, "residual": False, "lexical_dim": 0,
+          "lexical_bins": 4}
     bundle = rebuild(["<pad>", "<unk>", "ada"], ["<pad>", "<unk>", "a"],
                      ["B-PER", "I-PER", "O"], hp)
     path = base / "tagger" / "model.pt"

@@ -17,6 +17,7 @@ HP = {
     "word_dim": 8, "char_dim": 4, "char_filters": 6, "char_window": 3, "hidden": 8,
     "dropout": 0.5, "crf": True, "char_encoder": "cnn", "lowercase": True, "embeddings": None,
     "char_hidden": 5, "layers": 1, "residual": False, "word_dropout": 0.0,
+    "lexical_dim": 0, "lexical_bins": 4,
     "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "decay": 0.05, "clip": 5.0,
     "batch_size": 4, "max_epochs": 2, "patience": 5, "eval_batch_size": 16,
     "singleton_unk": 0.5, "threads": 1, "early_stopping": True, "average_last": 1,

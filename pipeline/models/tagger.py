@@ -7,7 +7,8 @@ added to its input when ``residual``) -> dropout -> linear emission scores -> CR
 FEATS) read the same states when the data set has those columns. The char encoder (Ma &
 Hovy's CNN: embed, convolve, max-pool; or a BiLSTM over the characters, its two final states
 concatenated, as in Lample et al. 2016 and UDPipe 2) runs once per distinct token form in a
-batch, not once per token.
+batch, not once per token. With ``lexical_dim`` > 0 each token's input also carries
+embeddings of its Brown cluster and frequency bin (pipeline.data.lexical).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ PAD, UNK = 0, 1  # reserved indices of the word and char vocabularies
 
 # Keys of hp that fix the architecture; saved with the weights to rebuild the model.
 MODEL_KEYS = ("word_dim", "char_dim", "char_encoder", "char_filters", "char_window",
-              "char_hidden", "hidden", "layers", "residual", "dropout", "crf", "lowercase")
+              "char_hidden", "hidden", "layers", "residual", "dropout", "crf", "lowercase",
+              "lexical_dim", "lexical_bins")
 
 
 @dataclass
@@ -40,11 +42,14 @@ class Batch:
     mask: Tensor  # [B, L] bool
     tags: Tensor | None  # [B, L] tag ids (0 on padding), None when predicting
     aux: dict[str, Tensor] = field(default_factory=dict)  # auxiliary columns, like tags
+    lexical: Tensor | None = None  # [B, L, 2] Brown cluster and log-probability bin ids
 
     def to(self, device: torch.device) -> Batch:
         tags = None if self.tags is None else self.tags.to(device)
+        lexical = None if self.lexical is None else self.lexical.to(device)
         return Batch(self.words.to(device), self.forms.to(device), self.chars.to(device),
-                     self.mask.to(device), tags, {k: v.to(device) for k, v in self.aux.items()})
+                     self.mask.to(device), tags, {k: v.to(device) for k, v in self.aux.items()},
+                     lexical)
 
 
 def uniform_(embedding: nn.Embedding) -> None:
@@ -115,14 +120,32 @@ def bilstm(width: int, hidden: int) -> nn.LSTM:
     return lstm
 
 
+class Lexical(nn.Module):
+    """Embeddings of a token's Brown cluster and log-probability bin (pipeline.data.lexical),
+    concatenated; id 0 (not in the table) is a learnt vector of its own."""
+
+    def __init__(self, n_clusters: int, bins: int, dim: int):
+        super().__init__()
+        self.cluster = nn.Embedding(n_clusters + 1, dim)
+        self.prob = nn.Embedding(bins + 1, dim)
+        uniform_(self.cluster)
+        uniform_(self.prob)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return torch.cat([self.cluster(ids[..., 0]), self.prob(ids[..., 1])], dim=-1)
+
+
 class Tagger(nn.Module):
     def __init__(self, n_words: int, n_chars: int, n_tags: int, hp: Mapping[str, Any],
-                 aux_tags: Mapping[str, int] | None = None):
+                 aux_tags: Mapping[str, int] | None = None, n_clusters: int = 0):
         super().__init__()
         self.embed = nn.Embedding(n_words, hp["word_dim"], padding_idx=PAD)
         uniform_(self.embed)
         self.chars, char_width = char_encoder(n_chars, hp)
-        self.lstm = bilstm(hp["word_dim"] + char_width, hp["hidden"])
+        self.lexical = (Lexical(n_clusters, hp["lexical_bins"], hp["lexical_dim"])
+                        if hp["lexical_dim"] else None)
+        lexical_width = 2 * hp["lexical_dim"]
+        self.lstm = bilstm(hp["word_dim"] + char_width + lexical_width, hp["hidden"])
         # Layers above the first (none in Ma & Hovy's model), each fed the one below.
         self.upper = nn.ModuleList(bilstm(2 * hp["hidden"], hp["hidden"])
                                    for _ in range(hp["layers"] - 1))
@@ -138,6 +161,8 @@ class Tagger(nn.Module):
         x = self.embed(batch.words)
         if self.chars is not None:
             x = torch.cat([x, self.chars(batch.chars)[batch.forms]], dim=2)
+        if self.lexical is not None:
+            x = torch.cat([x, self.lexical(batch.lexical)], dim=2)
         lengths = batch.mask.sum(1).cpu()
         packed = pack_padded_sequence(self.dropout(x), lengths, batch_first=True,
                                       enforce_sorted=False)

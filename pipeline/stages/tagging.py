@@ -45,10 +45,14 @@ def train(corpus: str, model: str, seed: int) -> None:
     inputs = [f"{base}/train.jsonl", f"{base}/dev.jsonl", *([source] if source else [])]
     with job_run("tagging", f"{model}/{corpus}/seed{seed}", "train_tagger", params, seed, inputs,
                  cfg, str(device), {"corpus": corpus, "model": model}) as run:
+        hp = hyperparameters(cfg, corpus, model)
+        if hp["lexical_dim"]:
+            from pipeline.data.lexical import load
+
+            run.set_tags({f"lexical.{k}": v for k, v in load().provenance.items()})
         seed_everything(seed)
         bundle, history = train_tagger(_split(corpus, "train"), _split(corpus, "dev"),
-                                       _manifest(corpus)["scheme"],
-                                       hyperparameters(cfg, corpus, model), seed, device,
+                                       _manifest(corpus)["scheme"], hp, seed, device,
                                        run.log_metrics,
                                        init_from=load_bundle(source) if source else None)
         save_bundle(out / "model.pt", bundle)

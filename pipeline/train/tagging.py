@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline.data import lexical as lexical_tables
 from pipeline.data.embeddings import embedding_matrix
 from pipeline.data.sentences import Sentence
 from pipeline.evaluate.tagging import tagging_metrics
@@ -60,6 +61,7 @@ class Encoded:
     forms: list[np.ndarray]
     tags: list[np.ndarray] | None
     aux: dict[str, list[np.ndarray]]
+    lexical: list[np.ndarray] | None  # [n_tokens, 2] per sentence, with lexical features
     char_table: np.ndarray  # [n_forms, max_chars], PAD-filled
     char_lengths: np.ndarray  # [n_forms]
 
@@ -88,7 +90,12 @@ def encode(bundle: TaggerBundle, sentences: Sequence[Sentence], with_tags: bool)
         tags = _ids(bundle.tags, [s.tags for s in sentences])
         aux = {name: _ids(vocab, [s.aux[name] for s in sentences])
                for name, vocab in bundle.aux.items()}
-    return Encoded(words, forms, tags, aux, table, lengths)
+    lexical = None
+    if bundle.hp["lexical_dim"]:
+        lexicon, bins = lexical_tables.load(), bundle.hp["lexical_bins"]
+        lexical = [np.array([lexicon.features(t, bins) for t in s.tokens], dtype=np.int64)
+                   .reshape(-1, 2) for s in sentences]
+    return Encoded(words, forms, tags, aux, lexical, table, lengths)
 
 
 def _ids(vocab: list[str], columns: list[list[str]]) -> list[np.ndarray]:
@@ -103,6 +110,7 @@ def make_batch(data: Encoded, rows: Sequence[int]) -> Batch:
     forms = np.zeros((len(rows), length), dtype=np.int64)
     tags = np.zeros((len(rows), length), dtype=np.int64)
     aux = {name: np.zeros((len(rows), length), dtype=np.int64) for name in data.aux}
+    lexical = None if data.lexical is None else np.zeros((len(rows), length, 2), dtype=np.int64)
     for i, r in enumerate(rows):
         n = len(data.words[r])
         words[i, :n] = data.words[r]
@@ -111,6 +119,8 @@ def make_batch(data: Encoded, rows: Sequence[int]) -> Batch:
             tags[i, :n] = data.tags[r]
         for name, column in data.aux.items():
             aux[name][i, :n] = column[r]
+        if lexical is not None:
+            lexical[i, :n] = data.lexical[r]
     distinct, inverse = np.unique(forms, return_inverse=True)
     chars = data.char_table[distinct, :data.char_lengths[distinct].max()]
     return Batch(
@@ -120,6 +130,7 @@ def make_batch(data: Encoded, rows: Sequence[int]) -> Batch:
         mask=torch.from_numpy(words != PAD),
         tags=torch.from_numpy(tags) if data.tags is not None else None,
         aux={name: torch.from_numpy(a) for name, a in aux.items()},
+        lexical=None if lexical is None else torch.from_numpy(lexical),
     )
 
 
@@ -153,7 +164,9 @@ def singleton_mask(bundle: TaggerBundle, train: Sequence[Sentence]) -> torch.Ten
 def rebuild(words: list[str], chars: list[str], tags: list[str], hp: dict,
             aux: dict[str, list[str]] | None = None) -> TaggerBundle:
     aux = aux or {}
-    model = Tagger(len(words), len(chars), len(tags), hp, {k: len(v) for k, v in aux.items()})
+    n_clusters = lexical_tables.load().n_clusters if hp["lexical_dim"] else 0
+    model = Tagger(len(words), len(chars), len(tags), hp, {k: len(v) for k, v in aux.items()},
+                   n_clusters)
     return TaggerBundle(model, words, chars, tags, hp, aux)
 
 
