@@ -7,8 +7,10 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -184,6 +186,59 @@ def test_a_partial_run_exits_0_and_commits_exactly_what_it_made(tmp_path):
                            "evaluate_clustering--digits--kmeans--0"}
     status = sh(root, "dvc", "status", "--json", *locked)
     assert json.loads(status.stdout) == {}
+
+
+def test_a_run_killed_mid_training_leaves_nothing_finished_and_reruns_only_that_job(tmp_path):
+    """kill -9 of Snakemake and its job mid-pretraining (a crash): no output looks finished,
+    the killed MLflow run ends FAILED, and the next plain run redoes only that job."""
+    import psutil
+
+    root = tiny_project(tmp_path)
+    params = config.read_yaml(root / "params.yaml")
+    params["clustering"]["autoencoder"]["epochs"] = 2000  # minutes: killed long before
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / "dvc.lock").unlink()
+    target = f"{workflow.path('autoencoder', dataset='digits', seed=0)}/weights.pt"
+    out = (root / target).parent
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PATH"] = f"{BIN}:{env['PATH']}"
+    log = (root / "killed.log").open("w")
+    proc = subprocess.Popen(["snakemake", "--cores", "1", target], cwd=root,
+                            env=env, stdout=log, stderr=log, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:  # until it trained a while
+            jobs = [c for c in psutil.Process(proc.pid).children(recursive=True)
+                    if "pretrain" in c.cmdline()]
+            if jobs and sum(jobs[0].cpu_times()[:2]) > 20:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the pretraining job never got going:\n"
+                                 + (root / "killed.log").read_text()[-3000:])
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not out.exists() or not any(p.name in {"weights.pt", "history.json", "run.json"}
+                                       for p in out.iterdir())
+    client = MlflowClient(f"sqlite:///{root}/mlflow.db")
+    (killed,) = [r for r in client.search_runs([e.experiment_id
+                                                for e in client.search_experiments()])
+                 if r.data.tags["stage"] == "pretrain"]
+    assert killed.info.status == "RUNNING"  # nobody could close it
+
+    params["clustering"]["autoencoder"]["epochs"] = 2
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    # A killed Snakemake leaves its lock; it says so, and --unlock is the documented way out.
+    locked = sh(root, "snakemake", "--cores", "1", target, check=False)
+    assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
+    sh(root, "snakemake", "--unlock", target)
+    rerun = sh(root, "snakemake", "--cores", "1", target)
+    stats = rerun.stdout + rerun.stderr
+    assert "pretrain_autoencoder" in stats and "prepare_clustering" not in stats
+    assert (out / "run.json").exists()
+    assert client.get_run(killed.info.run_id).info.status == "FAILED"  # reaped at the start
 
 
 def test_a_second_run_does_nothing(project):
