@@ -187,8 +187,8 @@ def make_optimizer(params, hp: Mapping[str, Any]) -> torch.optim.Optimizer:
 
 
 class WeightAverage:
-    """Running mean of the weights at the end of the last ``k`` epochs (checkpoint
-    averaging); with ``k`` 1 it is the last epoch's weights."""
+    """The weights at the end of the last ``k`` epochs and their mean (checkpoint
+    averaging); with ``k`` 1 the mean is the last epoch's weights."""
 
     def __init__(self, k: int):
         self.k, self.states = k, []
@@ -202,13 +202,14 @@ class WeightAverage:
 
 
 # What a transfer variant takes from its source model: everything below the output heads.
-TRANSFERRED = ("embed.", "chars.", "lstm.", "upper.")
+TRANSFERRED = ("embed.", "chars.", "lexical.", "lstm.", "upper.")
 
 
 def transfer(bundle: TaggerBundle, source: TaggerBundle) -> None:
     """Start ``bundle`` from ``source``'s lower layers (POS-to-NER transfer): word and char
-    embedding rows by the word or char they stand for, the char encoder and the BiLSTM
-    layers as they are. The two must share the architecture; the heads stay fresh."""
+    embedding rows by the word or char they stand for, the char encoder, the lexical
+    feature embeddings and the BiLSTM layers as they are. The two must share the
+    architecture; the heads stay fresh."""
     differ = [k for k in MODEL_KEYS if k != "crf" and bundle.hp[k] != source.hp[k]]
     if differ:
         raise ValueError(f"transfer: the source model differs in {differ}; a transfer variant "
