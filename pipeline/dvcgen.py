@@ -8,6 +8,7 @@ tests) fails when the committed dvc.yaml has drifted from the Snakefile.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,17 +39,24 @@ def snakemake_jobs(snakefile: str = "Snakefile", overlays: list[str] = ()) -> li
         ResourceSettings,
     )
 
-    with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
-        workflow_api = api.workflow(
-            resource_settings=ResourceSettings(cores=1),
-            config_settings=ConfigSettings(configfiles=[Path(o) for o in overlays]),
-            snakefile=Path(snakefile),
-        )
-        dag_api = workflow_api.dag(DAGSettings(forceall=True))
-        wf = dag_api.workflow_api._workflow
-        wf._prepare_dag(forceall=True, ignore_incomplete=True, lock_warn_only=True, nolock=True)
-        wf._build_dag()
-        return [job for job in wf.dag.jobs if job.rule.name != "all"]
+    # The Snakefile exports its settings to the environment of the jobs it starts
+    # (numeric mode, an overlay's resolved params); reading the DAG must leave ours as it was.
+    saved = dict(os.environ)
+    try:
+        with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
+            workflow_api = api.workflow(
+                resource_settings=ResourceSettings(cores=1),
+                config_settings=ConfigSettings(configfiles=[Path(o) for o in overlays]),
+                snakefile=Path(snakefile),
+            )
+            dag_api = workflow_api.dag(DAGSettings(forceall=True))
+            wf = dag_api.workflow_api._workflow
+            wf._prepare_dag(forceall=True, ignore_incomplete=True, lock_warn_only=True, nolock=True)
+            wf._build_dag()
+            return [job for job in wf.dag.jobs if job.rule.name != "all"]
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def stage_name(job: Any) -> str:

@@ -1,5 +1,6 @@
 """dvc.yaml and the Snakefile must describe the same stages."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +94,13 @@ def test_a_transfer_job_depends_on_the_pos_model_of_its_seed(tmp_path):
         plain = jobs[f"train_tagger--uner_ewt_dev--bilstm_cnn_crf--{seed}"]
         assert not any(str(f).startswith("models/") for f in plain.input)
     assert not any("ewt_pos_dev--cnn_transfer" in name for name in jobs)
+
+
+def test_reading_the_dag_leaves_the_callers_environment_alone(tmp_path):
+    """The Snakefile exports settings for its jobs; reading the DAG in-process (the
+    dvc.yaml generator, the tests) must not leak them into later subprocesses."""
+    overlay = tmp_path / "seeds.yaml"
+    overlay.write_text("seeds: [5]\n")
+    before = dict(os.environ)
+    dvcgen.snakemake_jobs(str(ROOT / "Snakefile"), [str(overlay)])
+    assert dict(os.environ) == before
