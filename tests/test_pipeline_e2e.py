@@ -188,11 +188,22 @@ def test_a_partial_run_exits_0_and_commits_exactly_what_it_made(tmp_path):
     assert json.loads(status.stdout) == {}
 
 
+def trained_seconds(pid: int, stage: str) -> float:
+    """CPU seconds of the running ``python -m pipeline <stage>`` under ``pid`` (0: none yet)."""
+    import psutil
+
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if stage in child.cmdline():
+                return sum(child.cpu_times()[:2])
+        except psutil.Error:  # a short-lived child (the onstart hooks) already gone
+            continue
+    return 0.0
+
+
 def test_a_run_killed_mid_training_leaves_nothing_finished_and_reruns_only_that_job(tmp_path):
     """kill -9 of Snakemake and its job mid-pretraining (a crash): no output looks finished,
     the killed MLflow run ends FAILED, and the next plain run redoes only that job."""
-    import psutil
-
     root = tiny_project(tmp_path)
     params = config.read_yaml(root / "params.yaml")
     params["clustering"]["autoencoder"]["epochs"] = 2000  # minutes: killed long before
@@ -208,9 +219,7 @@ def test_a_run_killed_mid_training_leaves_nothing_finished_and_reruns_only_that_
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:  # until it trained a while
-            jobs = [c for c in psutil.Process(proc.pid).children(recursive=True)
-                    if "pretrain" in c.cmdline()]
-            if jobs and sum(jobs[0].cpu_times()[:2]) > 20:
+            if trained_seconds(proc.pid, "pretrain") > 20:
                 break
             time.sleep(0.5)
         else:
