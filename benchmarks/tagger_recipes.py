@@ -22,12 +22,10 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-from pipeline import workflow  # noqa: E402
 from pipeline.config import load  # noqa: E402
-from pipeline.data.conllu import read_conllu  # noqa: E402
 from pipeline.evaluate.tagging import tagging_metrics  # noqa: E402
 from pipeline.seeding import set_threads  # noqa: E402
-from pipeline.stages.prepare import split_corpus  # noqa: E402
+from pipeline.stages.prepare import _read_corpus, split_corpus  # noqa: E402
 from pipeline.stages.tagging import hyperparameters  # noqa: E402
 from pipeline.train.tagging import predict, train_tagger  # noqa: E402
 
@@ -45,11 +43,7 @@ def main() -> None:
     args = ap.parse_args()
 
     cfg = load(overlays=[str(PROFILE)])
-    entry = cfg["tagging"]["corpora"][CORPUS]
-    files = dict(zip([k for k in ("train", "dev", "test") if k in entry],
-                     workflow.corpus_files(cfg, CORPUS), strict=True))
-    given = {k: read_conllu(p, entry["column"], tuple(entry.get("aux", ())))
-             for k, p in files.items()}
+    given, _ = _read_corpus(cfg, CORPUS)  # as the prepare stage reads it
     split = cfg["tagging"]["split"]
     splits = split_corpus(given, split["dev"], split["test"])
     train = splits["train"][:args.limit] if args.limit else splits["train"]
