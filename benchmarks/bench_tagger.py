@@ -32,34 +32,34 @@ def main() -> None:
     ap.add_argument("--corpus", default="ud_ewt")
     ap.add_argument("--variant", default="bilstm_cnn_crf")
     ap.add_argument("--batches", type=int, default=0, help="time this many batches (0: all)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: the job's)")
     args = ap.parse_args()
 
     cfg = config.load(args.params, overlays=[args.overlay] if args.overlay else [])
     hp = hyperparameters(cfg, args.corpus, args.variant)
+    threads = args.threads or hp["threads"]
     corpus = cfg["tagging"]["corpora"][args.corpus]
-    train = read_conllu(corpus["train"], corpus["column"])
+    aux = corpus.get("aux", []) if hp["aux_weight"] else []
+    train = read_conllu(corpus["train"], corpus["column"], aux)
     dev = read_conllu(corpus["dev"], corpus["column"])
-    torch.set_num_threads(hp["threads"])
+    torch.set_num_threads(threads)
     seed_everything(0)
-    bundle = T.rebuild(*T.build_vocab(train, hp), {k: hp[k] for k in T.MODEL_KEYS})
+    bundle = T.rebuild(*T.build_vocab(train, hp), {k: hp[k] for k in T.MODEL_KEYS},
+                       T.aux_vocab(train, hp))
     data = T.encode(bundle, train, with_tags=True)
     lengths = np.array([len(w) for w in data.words])
-    batches = T.bucketed(lengths, hp["batch_size"], numpy_rng(0, "bench"))
+    batches = T.equal_length_batches(lengths, hp["batch_size"], numpy_rng(0, "bench"))
     timed = batches[:args.batches] if args.batches else batches
-    optimizer = torch.optim.SGD(bundle.model.parameters(), lr=hp["lr"], momentum=hp["momentum"])
-    bundle.model.train()
+    optimizer = T.make_optimizer(bundle.model.parameters(), hp)
+    singletons = T.singleton_mask(bundle, train)
     start = time.perf_counter()
-    for rows in timed:
-        loss = bundle.model.loss(T.make_batch(data, rows))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(bundle.model.parameters(), hp["clip"])
-        optimizer.step()
-    epoch = (time.perf_counter() - start) * len(batches) / len(timed)
+    T.train_epoch(bundle.model, data, timed, optimizer, singletons, hp)
+    # Extrapolated by tokens: batches vary in size and length.
+    epoch = (time.perf_counter() - start) * lengths.sum() / sum(lengths[b].sum() for b in timed)
     start = time.perf_counter()
     T.predict(bundle, dev, hp["eval_batch_size"])
     rate = len(dev) / (time.perf_counter() - start)
-    print(f"variant {args.variant}, batch {hp['batch_size']}, threads {hp['threads']}, "
+    print(f"variant {args.variant}, batch {hp['batch_size']}, threads {threads}, "
           f"{len(train)} train sentences ({len(timed)}/{len(batches)} batches timed)")
     print(f"train epoch: {epoch:.1f} s")
     print(f"inference:   {rate:.0f} sentences/s on {len(dev)} dev sentences")

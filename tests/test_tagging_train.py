@@ -8,6 +8,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence
 
 from pipeline.data.sentences import Sentence
 from pipeline.evaluate.tagging import tagging_metrics
@@ -145,15 +146,32 @@ def test_pretrained_vectors_initialise_the_word_embeddings(tmp_path):
     assert weight[T.PAD].abs().sum() == 0
 
 
-def test_length_buckets_cover_every_sentence_once_in_seeded_order():
-    lengths = np.array([5, 1, 9, 5, 2, 8, 3, 3, 7, 1, 6])
-    batches = T.bucketed(lengths, 3, np.random.default_rng(0))
+def test_equal_length_batches_cover_every_sentence_once_in_seeded_order():
+    lengths = np.array([5, 1, 9, 5, 2, 8, 3, 3, 7, 1, 6, 5, 5, 5, 5])
+    batches = T.equal_length_batches(lengths, 3, np.random.default_rng(0))
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert all(len(set(lengths[b])) == 1 for b in batches)  # one length per batch
+    assert sorted(len(b) for b in batches if lengths[b[0]] == 5) == [3, 3]  # six 5s: 3 + 3
     assert all(len(b) <= 3 for b in batches)
-    spans = [lengths[b].max() - lengths[b].min() for b in batches]
-    assert max(spans) <= 2  # sorted by length before cutting into batches
-    assert batches == T.bucketed(lengths, 3, np.random.default_rng(0))
-    assert batches != T.bucketed(lengths, 3, np.random.default_rng(1))
+    assert batches == T.equal_length_batches(lengths, 3, np.random.default_rng(0))
+    assert batches != T.equal_length_batches(lengths, 3, np.random.default_rng(1))
+
+
+def test_char_bilstm_runs_of_equal_length_give_the_packed_final_states():
+    """The char BiLSTM runs once per group of equal-length forms (no packing); its result
+    must be the two final states a packed run over all forms gives."""
+    torch.manual_seed(0)
+    bundle = T.rebuild(*T.build_vocab(corpus(40, 0), DEEP), DEEP)
+    encoder = bundle.model.chars.eval()
+    sentences = [Sentence("s", ["a", "Rome", "cats", "the", "Paris", "x"], ["X"] * 6)]
+    batch = T.make_batch(T.encode(bundle, sentences, with_tags=False), [0])
+    assert [n for n, _ in batch.char_runs] == sorted({1, 4, 3, 5})
+    lengths = (batch.chars != T.PAD).sum(1)
+    packed = pack_padded_sequence(encoder.embed(batch.chars), lengths, batch_first=True,
+                                  enforce_sorted=False)
+    final = encoder.lstm(packed)[1][0]
+    expected = torch.cat([final[0], final[1]], dim=1)
+    assert torch.allclose(encoder(batch.chars, batch.char_runs), expected, atol=1e-6)
 
 
 def test_deep_variant_learns_with_its_aux_head_and_is_deterministic(tmp_path):

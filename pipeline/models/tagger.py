@@ -9,11 +9,17 @@ Hovy's CNN: embed, convolve, max-pool; or a BiLSTM over the characters, its two 
 concatenated, as in Lample et al. 2016 and UDPipe 2) runs once per distinct token form in a
 batch, not once per token. With ``lexical_dim`` > 0 each token's input also carries
 embeddings of its Brown cluster and frequency bin (pipeline.data.lexical).
+
+Speed: PyTorch's LSTM on a packed batch of unequal lengths takes a generic CPU path whose
+backward pass zero-fills the whole batch's gate gradients at every time step (quadratic in
+length). So a batch of equal-length sentences runs the LSTM on the dense tensor (the oneDNN
+kernel), and the char BiLSTM runs once per group of equal-length forms; packing is left
+for batches that mix lengths. Both give the same function as packing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +44,9 @@ class Batch:
 
     words: Tensor  # [B, L] word ids
     forms: Tensor  # [B, L] row of each token in ``chars``
-    chars: Tensor  # [U, C] char ids of the batch's distinct token forms
+    chars: Tensor  # [U, C] char ids of the batch's distinct token forms, shortest first
+    char_runs: tuple[tuple[int, int], ...]  # (length, count) of ``chars``' rows, in order
+    lengths: Tensor  # [B] sentence lengths, kept on the CPU (no device sync to read them)
     mask: Tensor  # [B, L] bool
     tags: Tensor | None  # [B, L] tag ids (0 on padding), None when predicting
     aux: dict[str, Tensor] = field(default_factory=dict)  # auxiliary columns, like tags
@@ -48,8 +56,12 @@ class Batch:
         tags = None if self.tags is None else self.tags.to(device)
         lexical = None if self.lexical is None else self.lexical.to(device)
         return Batch(self.words.to(device), self.forms.to(device), self.chars.to(device),
-                     self.mask.to(device), tags, {k: v.to(device) for k, v in self.aux.items()},
-                     lexical)
+                     self.char_runs, self.lengths, self.mask.to(device), tags,
+                     {k: v.to(device) for k, v in self.aux.items()}, lexical)
+
+    @property
+    def equal_lengths(self) -> bool:
+        return bool(self.lengths.min() == self.words.size(1))
 
 
 def uniform_(embedding: nn.Embedding) -> None:
@@ -70,7 +82,7 @@ class CharCNN(nn.Module):
         self.conv = nn.Conv1d(dim, filters, window, padding=window // 2)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, chars: Tensor) -> Tensor:
+    def forward(self, chars: Tensor, runs: tuple[tuple[int, int], ...]) -> Tensor:
         """``[U, C]`` char ids -> ``[U, filters]``; max over real characters only."""
         x = self.dropout(self.embed(chars)).transpose(1, 2)
         h = self.conv(x).masked_fill((chars == PAD).unsqueeze(1), float("-inf"))
@@ -85,12 +97,16 @@ class CharBiLSTM(nn.Module):
         self.lstm = nn.LSTM(dim, hidden, batch_first=True, bidirectional=True)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, chars: Tensor) -> Tensor:
-        """``[U, C]`` char ids -> ``[U, 2 * hidden]``: the last forward and first backward state."""
-        packed = pack_padded_sequence(self.dropout(self.embed(chars)), (chars != PAD).sum(1).cpu(),
-                                      batch_first=True, enforce_sorted=False)
-        final = self.lstm(packed)[1][0]  # [2, U, hidden]
-        return torch.cat([final[0], final[1]], dim=1)
+    def forward(self, chars: Tensor, runs: tuple[tuple[int, int], ...]) -> Tensor:
+        """``[U, C]`` char ids, in ``runs`` of (length, count) rows of equal length ->
+        ``[U, 2 * hidden]``: the last forward and first backward state of each form."""
+        x = self.dropout(self.embed(chars))
+        out, start = [], 0
+        for length, count in runs:  # dense LSTM calls, one per form length (module docstring)
+            final = self.lstm(x[start:start + count, :length])[1][0]  # [2, count, hidden]
+            out.append(torch.cat([final[0], final[1]], dim=1))
+            start += count
+        return torch.cat(out)
 
 
 def char_encoder(n_chars: int, hp: Mapping[str, Any]) -> tuple[nn.Module | None, int]:
@@ -160,18 +176,26 @@ class Tagger(nn.Module):
         """The top BiLSTM layer's states ``[B, L, 2 * hidden]``, after dropout."""
         x = self.embed(batch.words)
         if self.chars is not None:
-            x = torch.cat([x, self.chars(batch.chars)[batch.forms]], dim=2)
+            x = torch.cat([x, self.chars(batch.chars, batch.char_runs)[batch.forms]], dim=2)
         if self.lexical is not None:
             x = torch.cat([x, self.lexical(batch.lexical)], dim=2)
-        lengths = batch.mask.sum(1).cpu()
-        packed = pack_padded_sequence(self.dropout(x), lengths, batch_first=True,
-                                      enforce_sorted=False)
-        out = self.lstm(packed)[0]
-        for layer in self.upper:
-            above = layer(out._replace(data=self.dropout(out.data)))[0]
-            out = above._replace(data=above.data + out.data) if self.residual else above
-        h, _ = pad_packed_sequence(out, batch_first=True, total_length=batch.mask.size(1))
+        x = self.dropout(x)
+        if batch.equal_lengths:
+            return self.dropout(self._stack(x, lambda lstm, data: lstm(data)[0]))
+        packed = pack_padded_sequence(x, batch.lengths, batch_first=True, enforce_sorted=False)
+        h = self._stack(packed.data, lambda lstm, data: lstm(packed._replace(data=data))[0].data)
+        h, _ = pad_packed_sequence(packed._replace(data=h), batch_first=True,
+                                   total_length=batch.words.size(1))
         return self.dropout(h)
+
+    def _stack(self, x: Tensor, run: Callable[[nn.LSTM, Tensor], Tensor]) -> Tensor:
+        """The BiLSTM layers over ``x``, with dropout between layers and the residual sums;
+        ``run`` applies one layer (to a dense batch, or to the data of a packed one)."""
+        out = run(self.lstm, x)
+        for layer in self.upper:
+            above = run(layer, self.dropout(out))
+            out = above + out if self.residual else above
+        return out
 
     def emissions(self, batch: Batch) -> Tensor:
         """Per-token tag scores ``[B, L, T]``."""
