@@ -19,6 +19,7 @@ install-test: $(BIN)/activate
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test]'
 	bash .ci/install-label-studio.sh
+	bash .ci/install-browser.sh
 
 run: install
 	PATH=$(abspath $(BIN)):$$PATH snakemake --cores $(CORES)

@@ -1,0 +1,150 @@
+"""The annotators' page in a real browser: Debian's chromium and chromedriver driven by
+Selenium against a real Label Studio set up by ``python -m annotation setup``.
+
+Log in, open a task that carries a pre-annotation, press a label's hotkey, select a word,
+submit; then ``python -m annotation export`` must hold exactly that span beside the
+pre-annotation the annotator accepted. The screenshot taken before submitting is the one
+in docs/annotation.md (set DOCS_SCREENSHOT=1 to refresh it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from annotation.cli import main
+from annotation.client import Client
+from annotation.snapshot import convert_snapshot, read_snapshot
+from pipeline.config import load
+from tests import labelstudio_server
+from tests.labelstudio_server import USERNAME, requires_server
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = [
+    pytest.mark.browser, pytest.mark.labelstudio, requires_server,
+    pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                       reason="no chromium / chromedriver: run .ci/install-browser.sh"),
+]
+labelstudio_template = labelstudio_server.labelstudio_template
+labelstudio = labelstudio_server.labelstudio
+REPO = Path(__file__).resolve().parents[1]
+TITLE = "Browser test project"
+TEXT = "Ada met Babbage in London ."
+PREDICTED = {"start": 19, "end": 25, "text": "London", "labels": ["LOC"]}
+WAIT_S = 30
+
+
+@pytest.fixture
+def browser() -> Iterator:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                "--window-size=1400,760"):
+        options.add_argument(arg)
+    # An explicit driver path: Selenium Manager never looks for (or downloads) a driver.
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(1)  # short: waits are explicit (``until``)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def until(what: str, check: Callable[[], Any]) -> None:
+    """Poll ``check`` until it is true; elements replaced by a re-render count as not yet."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        try:
+            if check():
+                return
+        except (StaleElementReferenceException, NoSuchElementException):
+            pass
+        assert time.monotonic() < deadline, f"waited {WAIT_S} s for {what}"
+        time.sleep(0.2)
+
+
+def word_offset(driver, line, start: int, end: int) -> tuple[int, int]:
+    """Where characters ``start:end`` of the line's first text node are drawn, relative
+    to the line element's centre (Selenium's origin for element offsets)."""
+    x, y = driver.execute_script("""
+        const [line, start, end] = arguments;
+        const range = document.createRange();
+        range.setStart(line.firstChild, start);
+        range.setEnd(line.firstChild, end);
+        const word = range.getBoundingClientRect(), box = line.getBoundingClientRect();
+        return [word.left + word.width / 2 - (box.left + box.width / 2),
+                word.top + word.height / 2 - (box.top + box.height / 2)];
+    """, line, start, end)
+    return round(x), round(y)
+
+
+def test_an_annotator_labels_a_word_in_the_browser_and_the_export_holds_it(
+        labelstudio, labelstudio_template, browser, tmp_path, monkeypatch, capsys):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    cfg = load(None)
+    cfg["annotation"]["exports"]["uner_ewt_dev"].update(project=TITLE,
+                                                        snapshot=str(tmp_path / "export.json"))
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+    monkeypatch.setenv("LABEL_STUDIO_URL", labelstudio.url)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", labelstudio.api_key)
+    assert main(["--params", str(params), "setup"]) == 0
+    ls = Client(labelstudio.url, labelstudio.api_key, cfg["annotation"]["server"])
+    project = ls.project_id(TITLE)
+    prediction = {"model_version": "tagger-run", "result": [
+        {"from_name": "label", "to_name": "text", "type": "labels", "value": PREDICTED}]}
+    (task,) = ls.import_tasks(project, [{"data": {"text": TEXT}, "predictions": [prediction]}],
+                              10)
+
+    browser.get(f"{labelstudio.url}/user/login/")
+    browser.find_element(By.NAME, "email").send_keys(USERNAME)
+    browser.find_element(By.NAME, "password").send_keys(labelstudio_template.password)
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    until("login leaves the login page", lambda: "/user/login" not in browser.current_url)
+    browser.get(f"{labelstudio.url}/projects/{project}/data?task={task}")
+
+    def page() -> tuple[str, list[str]]:
+        """The task's text and its highlighted regions, as drawn now."""
+        return (browser.find_element(By.CSS_SELECTOR, ".lsf-richtext__line").text,
+                [h.text for h in browser.find_elements(By.CSS_SELECTOR, ".htx-highlight")])
+
+    # the editor re-renders while it loads: wait for the pre-annotation to be drawn
+    until("the task with its pre-annotation", lambda: page() == (TEXT, ["London"]))
+    ActionChains(browser).send_keys("1").perform()  # PER's hotkey (labels in params order)
+    line = browser.find_element(By.CSS_SELECTOR, ".lsf-richtext__line")
+    x, y = word_offset(browser, line, 0, len("Ada"))
+    ActionChains(browser).move_to_element_with_offset(line, x, y).double_click().perform()
+    until("a region for the selected word", lambda: page() == (TEXT, ["Ada", "London"]))
+    screenshot = tmp_path / "labeling.png"
+    browser.save_screenshot(str(screenshot))
+    if os.environ.get("DOCS_SCREENSHOT"):
+        shutil.copyfile(screenshot, REPO / "docs" / "img" / "labeling.png")
+    browser.find_element(By.CSS_SELECTOR, "[aria-label='Submit current annotation']").click()
+    until("the submitted annotation on the server", lambda: ls.export(project)[0]["annotations"])
+
+    capsys.readouterr()
+    assert main(["--params", str(params), "export"]) == 0
+    (exported,) = read_snapshot(tmp_path / "export.json")
+    (annotation,) = exported["annotations"]
+    assert annotation["completed_by"]["email"] == USERNAME
+    spans = sorted((r["value"]["start"], r["value"]["end"], r["value"]["text"],
+                    tuple(r["value"]["labels"]), r.get("origin")) for r in annotation["result"])
+    assert spans == [(0, 3, "Ada", ("PER",), "manual"),
+                     (19, 25, "London", ("LOC",), "prediction")]
+    (sentence,), _ = convert_snapshot(tmp_path / "export.json", cfg["annotation"]["labels"],
+                                      cfg["annotation"]["conversion"])
+    assert sentence.tags == ["B-PER", "O", "O", "O", "B-LOC", "O"]
