@@ -6,11 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -201,6 +203,84 @@ def trained_seconds(pid: int, stage: str) -> float:
     return 0.0
 
 
+def kill_when(root: Path, target: str, ready: Callable[[int], bool]) -> None:
+    """Run Snakemake for ``target``; once ``ready(its pid)``, kill -9 it and its jobs."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PATH"] = f"{BIN}:{env['PATH']}"
+    log = (root / "killed.log").open("w")
+    proc = subprocess.Popen(["snakemake", "--cores", "1", target], cwd=root,
+                            env=env, stdout=log, stderr=log, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            if ready(proc.pid):
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the job never got going:\n"
+                                 + (root / "killed.log").read_text()[-3000:])
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def stage_runs(root: Path, stage: str) -> list:
+    client = MlflowClient(f"sqlite:///{root}/mlflow.db")
+    return [r for r in client.search_runs([e.experiment_id for e in client.search_experiments()])
+            if r.data.tags["stage"] == stage]
+
+
+def test_a_run_killed_mid_export_loses_no_export_and_reruns_only_that_job(tmp_path):
+    """kill -9 while the export stage is reading its source (a snapshot fed through a pipe,
+    half of it written): nothing that looks like a finished export is left, the one
+    finished before comes back from DVC, and the next run redoes the export alone."""
+    root = tiny_project(tmp_path)
+    (root / "dvc.lock").unlink()
+    target = workflow.path("export", name="uner_ewt_dev")
+    sh(root, "snakemake", "--cores", "1", target)
+    before = (root / target).read_bytes()
+    snapshot = root / "data" / "snapshots" / "uner_ewt_dev.json"
+    tasks = json.loads(snapshot.read_text(encoding="utf-8"))
+    fifo = root / "data" / "snapshots" / "fed.json"
+    os.mkfifo(fifo)
+    params = config.read_yaml(root / "params.yaml")
+    params["annotation"]["exports"]["uner_ewt_dev"]["snapshot"] = str(fifo.relative_to(root))
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    feed: list[int] = []
+
+    def half_fed(_: int) -> bool:
+        """Once the export job opens the pipe, write half the snapshot and hold it open."""
+        if not feed:
+            try:
+                feed.append(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:  # ENXIO: no reader yet
+                return False
+            os.write(feed[0], snapshot.read_bytes()[:4096])
+            return False
+        return True  # a poll later: the job is blocked reading the rest
+
+    try:
+        kill_when(root, target, half_fed)
+    finally:
+        for fd in feed:
+            os.close(fd)
+    out = root / target
+    assert not out.exists()  # Snakemake cleared it for the job; nothing half-written in its place
+    assert [r.info.status for r in stage_runs(root, "export")] == ["FINISHED"]  # no new run
+    sh(root, "dvc", "checkout", target)  # the last export is not lost: DVC holds it
+    assert out.read_bytes() == before
+
+    fifo.unlink()
+    fifo.write_text(json.dumps(tasks[:-1]), encoding="utf-8")  # the source, one task less
+    sh(root, "snakemake", "--unlock", target)
+    rerun = sh(root, "snakemake", "--cores", "1", target)
+    assert re.findall(r"^(?:local)?rule (\w+):", rerun.stdout + rerun.stderr, re.M) == ["export"]
+    assert json.loads(out.read_text(encoding="utf-8")) == tasks[:-1]
+    assert not list(out.parent.glob("*.tmp*"))
+    assert [r.info.status for r in stage_runs(root, "export")] == ["FINISHED"] * 2
+
+
 def test_a_run_killed_mid_training_leaves_nothing_finished_and_reruns_only_that_job(tmp_path):
     """kill -9 of Snakemake and its job mid-pretraining (a crash): no output looks finished,
     the killed MLflow run ends FAILED, and the next plain run redoes only that job."""
@@ -211,30 +291,10 @@ def test_a_run_killed_mid_training_leaves_nothing_finished_and_reruns_only_that_
     (root / "dvc.lock").unlink()
     target = f"{workflow.path('autoencoder', dataset='digits', seed=0)}/weights.pt"
     out = (root / target).parent
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["PATH"] = f"{BIN}:{env['PATH']}"
-    log = (root / "killed.log").open("w")
-    proc = subprocess.Popen(["snakemake", "--cores", "1", target], cwd=root,
-                            env=env, stdout=log, stderr=log, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:  # until it trained a while
-            if trained_seconds(proc.pid, "pretrain") > 20:
-                break
-            time.sleep(0.5)
-        else:
-            raise AssertionError("the pretraining job never got going:\n"
-                                 + (root / "killed.log").read_text()[-3000:])
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    kill_when(root, target, lambda pid: trained_seconds(pid, "pretrain") > 20)
     assert not out.exists() or not any(p.name in {"weights.pt", "history.json", "run.json"}
                                        for p in out.iterdir())
-    client = MlflowClient(f"sqlite:///{root}/mlflow.db")
-    (killed,) = [r for r in client.search_runs([e.experiment_id
-                                                for e in client.search_experiments()])
-                 if r.data.tags["stage"] == "pretrain"]
+    (killed,) = stage_runs(root, "pretrain")
     assert killed.info.status == "RUNNING"  # nobody could close it
 
     params["clustering"]["autoencoder"]["epochs"] = 2
@@ -247,6 +307,7 @@ def test_a_run_killed_mid_training_leaves_nothing_finished_and_reruns_only_that_
     stats = rerun.stdout + rerun.stderr
     assert "pretrain_autoencoder" in stats and "prepare_clustering" not in stats
     assert (out / "run.json").exists()
+    client = MlflowClient(f"sqlite:///{root}/mlflow.db")
     assert client.get_run(killed.info.run_id).info.status == "FAILED"  # reaped at the start
 
 
