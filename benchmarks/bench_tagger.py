@@ -2,8 +2,10 @@
 
     python benchmarks/bench_tagger.py --params params.yaml --overlay configs/paper-tagging.yaml
 
-Uses the hp a pipeline job would get (``pipeline.stages.tagging.hyperparameters``).
-Timing a fraction of an epoch (``--batches``) extrapolates to the whole epoch.
+Uses the hp a pipeline job would get (``pipeline.stages.tagging.hyperparameters``) and the
+trainer's own epoch function. Timing a fraction of an epoch (``--batches``) extrapolates to
+the whole epoch by tokens. The last line is the floor under it all: the model's first
+BiLSTM layer alone, forward and backward on one batch, in GFLOP/s.
 """
 
 from __future__ import annotations
@@ -63,6 +65,21 @@ def main() -> None:
           f"{len(train)} train sentences ({len(timed)}/{len(batches)} batches timed)")
     print(f"train epoch: {epoch:.1f} s")
     print(f"inference:   {rate:.0f} sentences/s on {len(dev)} dev sentences")
+    print(f"LSTM kernel: {lstm_gflops(bundle.model.lstm, hp['batch_size']):.0f} GFLOP/s "
+          f"(first BiLSTM layer, batch {hp['batch_size']} x 25 tokens, forward + backward)")
+
+
+def lstm_gflops(lstm: torch.nn.LSTM, batch: int, length: int = 25, repeat: int = 20) -> float:
+    """Arithmetic rate of one bidirectional LSTM layer: 2 directions x 4 gates x
+    (input + hidden) x hidden multiply-adds per token, forward plus twice that backward."""
+    x = torch.randn(batch, length, lstm.input_size, requires_grad=True)
+    lstm(x)[0].sum().backward()  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeat):
+        lstm(x)[0].sum().backward()
+    seconds = (time.perf_counter() - start) / repeat
+    flops = 3 * 2 * 2 * 4 * (lstm.input_size + lstm.hidden_size) * lstm.hidden_size * batch * length
+    return flops / seconds / 1e9
 
 
 if __name__ == "__main__":
