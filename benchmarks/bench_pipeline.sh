@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fresh clone -> the README's first command (`make run`), then an immediate second run.
-# Prints: install time, first full DAG time, second (no-op) run time.
+# Prints: install time, first full DAG time, second (no-op) run time, then the first
+# run's job-seconds by rule and the share spent importing (benchmarks/job_seconds.py).
 # Usage: bash benchmarks/bench_pipeline.sh [repo-url-or-path]   (default: this repository)
 set -euo pipefail
 SRC="${1:-$(cd "$(dirname "$0")/.." && pwd)}"
@@ -20,4 +21,5 @@ printf 'install (make install):   %6.1f s\n' "$(echo "$t1 - $t0" | bc)"
 printf 'first run (full DAG):     %6.1f s\n' "$(echo "$t2 - $t1" | bc)"
 printf 'second run (nothing to do): %4.1f s\n' "$(echo "$t3 - $t2" | bc)"
 printf 'dvc status after the run: %s\n' "$(cat "$WORK/dvc-status.json")"
+PATH="$PWD/.venv/bin:$PATH" python benchmarks/job_seconds.py .
 echo "work dir: $WORK"
