@@ -20,8 +20,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import pipeline
-from pipeline.workflow import STAGE_MODULES
+from pipeline import workflow
 
 RULE_STAGE = {"pretrain_autoencoder": "pretrain"}  # rules named otherwise than their stage
 
@@ -62,11 +61,10 @@ def main() -> None:
     print(f"{'rule':<22}{'jobs':>5}{'job-s':>9}{'mean s':>8}{'import s':>10}")
     for rule, times in sorted(by_rule.items(), key=lambda kv: -sum(kv[1])):
         stage = RULE_STAGE.get(rule, rule)
-        module = STAGE_MODULES.get(stage)
+        module = workflow.STAGE_MODULES.get(stage)
         cost = 0.0
         if module:
-            tracked = "job_run" in Path(pipeline.__file__).parents[1].joinpath(
-                *module.split(".")).with_suffix(".py").read_text()
+            tracked = "pipeline/tracking.py" in workflow.code(stage)  # opens an MLflow run
             cost = startup("from pipeline.numerics import apply_configured; apply_configured(); "
                            f"import {module}" + ("; import mlflow" if tracked else "")) - bare
         imports_total += cost * len(times)

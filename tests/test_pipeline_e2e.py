@@ -233,7 +233,7 @@ def stage_runs(root: Path, stage: str) -> list:
 
 def test_a_run_killed_mid_export_loses_no_export_and_reruns_only_that_job(tmp_path):
     """kill -9 while the export stage is reading its source (a snapshot fed through a pipe,
-    half of it written): nothing that looks like a finished export is left, the one
+    only its start written): nothing that looks like a finished export is left, the one
     finished before comes back from DVC, and the next run redoes the export alone."""
     root = tiny_project(tmp_path)
     (root / "dvc.lock").unlink()
@@ -250,7 +250,8 @@ def test_a_run_killed_mid_export_loses_no_export_and_reruns_only_that_job(tmp_pa
     feed: list[int] = []
 
     def half_fed(_: int) -> bool:
-        """Once the export job opens the pipe, write half the snapshot and hold it open."""
+        """Once the export job opens the pipe, write the snapshot's first 4 KiB (of 2.7 MB)
+        and hold the pipe open."""
         if not feed:
             try:
                 feed.append(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
