@@ -27,8 +27,12 @@ def deterministic_torch() -> None:
     Deterministic mode also fills every fresh tensor with NaN, a guard against ops that
     read memory they never wrote. None of ours does (the golden test pins the bytes with
     the guard off), and the fill took 25% of a tagger's training time, so it is off.
+
+    The flag is set on torch's eager core directly: ``torch.use_deterministic_algorithms``
+    also imports the inductor compiler to set its copy of the flag, 1 s in every job, and
+    nothing here compiles.
     """
-    torch.use_deterministic_algorithms(True)
+    torch._C._set_deterministic_algorithms(True)
     torch.utils.deterministic.fill_uninitialized_memory = False
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False

@@ -78,9 +78,22 @@ def _source(module: str) -> Path | None:
 
 
 @cache
+def _project_imports(source: Path) -> tuple[str, ...]:
+    """The project modules one source file imports, at any depth of its code (imports
+    inside functions count). Parsed once per file: stages share most of their files."""
+    names: list[str] = []
+    for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names += [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+    return tuple(name for name in names if name.split(".")[0] in PACKAGES)
+
+
+@cache
 def imported_sources(module: str) -> tuple[str, ...]:
     """Repository-relative paths of ``module`` and every project module it imports,
-    transitively, at any depth of the code (imports inside functions count)."""
+    transitively."""
     seen: set[Path] = set()
     todo = [module]
     while todo:
@@ -88,14 +101,7 @@ def imported_sources(module: str) -> tuple[str, ...]:
         if source is None or source in seen:
             continue
         seen.add(source)
-        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
-            else:
-                continue
-            todo += [name for name in names if name.split(".")[0] in PACKAGES]
+        todo += _project_imports(source)
     return tuple(sorted(p.relative_to(ROOT).as_posix() for p in seen))
 
 

@@ -18,25 +18,57 @@ def test_committed_dvc_yaml_matches_the_snakefile():
     assert proc.returncode == 0, proc.stderr
 
 
-def test_dvc_itself_reads_the_same_stages():
-    """Parse dvc.yaml with DVC's own loader and compare with Snakemake's jobs one by one."""
+def _same_stages(repo_dir: Path, names: dict, cfg: dict) -> None:
+    """DVC's own reading of dvc.yaml in ``repo_dir`` (templates expanded) against the jobs."""
     from dvc.repo import Repo
 
-    jobs = {dvcgen.stage_name(j): j for j in dvcgen.snakemake_jobs(str(ROOT / "Snakefile"))}
-    with Repo(str(ROOT)) as repo:
-        stages = {s.name: s for s in repo.index.stages if s.relpath == "dvc.yaml"}
-    assert set(stages) == set(jobs)
+    with Repo(str(repo_dir)) as repo:
+        stages = {s.name: s for s in repo.index.stages if s.path == str(repo_dir / "dvc.yaml")}
+    assert set(stages) == set(names)
     for name, stage in stages.items():
-        job = jobs[name]
+        job = names[name]
         assert stage.cmd == job.shellcmd.strip()
         params = [d for d in stage.deps if d.def_path == "params.yaml"]
         assert {str(d.def_path) for d in stage.deps} - {"params.yaml"} == \
             set(map(str, job.input))
         assert params and set(params[0].params) == set(
-            dvcgen.workflow.param_keys(dvcgen.STAGE_OF_RULE[job.rule.name],
-                                       config.load(ROOT / "params.yaml"),
+            dvcgen.workflow.param_keys(dvcgen.STAGE_OF_RULE[job.rule.name], cfg,
                                        **dict(job.wildcards_dict)))
         assert {str(o.def_path) for o in stage.outs} == set(map(str, job.output))
+
+
+def test_dvc_itself_reads_the_same_stages():
+    """Parse dvc.yaml with DVC's own loader and compare with Snakemake's jobs one by one;
+    each rule is one templated stage (two where jobs of a rule differ in more than their
+    wildcards: k-means has no autoencoder, the two corpora come from different sources)."""
+    cfg = config.load(ROOT / "params.yaml")
+    declared, names = dvcgen.stages(cfg)
+    _same_stages(ROOT, names, cfg)
+    assert len(names) == 68 and len(declared["stages"]) <= 12
+    assert "train_tagger@uner_ewt_dev-bilstm_cnn_crf-0" in names
+
+
+def test_a_dag_that_is_not_every_combination_is_templated_too(tmp_path):
+    """With POS-to-NER transfer the transfer variant has no job on the POS corpus: its rule's
+    jobs are not a full matrix, so they become a foreach whose stages DVC names as it would
+    a matrix's; DVC reads back exactly the DAG's jobs."""
+    overlay = {"seeds": [0, 1], "tagging": {
+        "transfer_corpus": "ewt_pos_dev", "models": ["bilstm_cnn_crf", "cnn_transfer"],
+        "variants": {"cnn_transfer": {"crf": True, "transfer": "bilstm_cnn_crf"}}}}
+    (tmp_path / "transfer.yaml").write_text(yaml.safe_dump(overlay))
+    cfg = config.drop_nulls(config.deep_merge(config.load(ROOT / "params.yaml"), overlay))
+    jobs = dvcgen.snakemake_jobs(str(ROOT / "Snakefile"), [str(tmp_path / "transfer.yaml")])
+    declared, names = dvcgen.stages(cfg, jobs)
+    assert "foreach" in declared["stages"]["evaluate_tagger"]
+    assert "evaluate_tagger@ewt_pos_dev-bilstm_cnn_crf-1" in names
+    assert not any("ewt_pos_dev-cnn_transfer" in name for name in names)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    from dvc.repo import Repo
+
+    Repo.init(str(repo), no_scm=True).close()
+    (repo / "dvc.yaml").write_text(yaml.safe_dump(declared, sort_keys=False))
+    _same_stages(repo, names, cfg)
 
 
 def test_drift_is_detected(tmp_path, monkeypatch):
@@ -86,8 +118,8 @@ def test_a_transfer_job_depends_on_the_pos_model_of_its_seed(tmp_path):
     overlay.write_text(yaml.safe_dump({"seeds": [0, 1], "tagging": {
         "transfer_corpus": "ewt_pos_dev", "models": ["bilstm_cnn_crf", "cnn_transfer"],
         "variants": {"cnn_transfer": {"crf": True, "transfer": "bilstm_cnn_crf"}}}}))
-    jobs = {dvcgen.stage_name(j): j for j in dvcgen.snakemake_jobs(str(ROOT / "Snakefile"),
-                                                                   [str(overlay)])}
+    jobs = {"--".join([j.rule.name, *map(str, dict(sorted(j.wildcards_dict.items())).values())]): j
+            for j in dvcgen.snakemake_jobs(str(ROOT / "Snakefile"), [str(overlay)])}
     for seed in (0, 1):
         job = jobs[f"train_tagger--uner_ewt_dev--cnn_transfer--{seed}"]
         assert f"models/tagging/ewt_pos_dev/bilstm_cnn_crf/seed{seed}/model.pt" in job.input

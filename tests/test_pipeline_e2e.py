@@ -151,12 +151,12 @@ def test_the_export_source_is_a_parameter(project):
     try:
         (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         sh(project, sys.executable, "-m", "pipeline", "dvc-yaml")
-        stage = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]["export--uner_ewt_dev"]
+        stage = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]["export"]
         assert stage["always_changed"] is True
         assert entry_files(stage) == sorted(workflow.code("export"))  # no snapshot
-        status = json.loads(sh(project, "dvc", "status", "--json", "export--uner_ewt_dev").stdout)
+        status = json.loads(sh(project, "dvc", "status", "--json", "export@uner_ewt_dev").stdout)
         assert any("params.yaml" in c.get("changed deps", {})
-                   for c in status["export--uner_ewt_dev"] if isinstance(c, dict))
+                   for c in status["export@uner_ewt_dev"] if isinstance(c, dict))
         dry = sh(project, "snakemake", "-n", "--cores", "1", check=False)
         assert "export" in dry.stdout + dry.stderr
     finally:
@@ -184,8 +184,8 @@ def test_a_partial_run_exits_0_and_commits_exactly_what_it_made(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert "committed the 3 of" in run.stderr
     locked = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
-    assert set(locked) == {"prepare_clustering--digits", "train_clustering--digits--kmeans--0",
-                           "evaluate_clustering--digits--kmeans--0"}
+    assert set(locked) == {"prepare_clustering@digits", "train_clustering_kmeans@digits-kmeans-0",
+                           "evaluate_clustering@digits-kmeans-0"}
     status = sh(root, "dvc", "status", "--json", *locked)
     assert json.loads(status.stdout) == {}
 
