@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CORES  ?= 2
 
-.PHONY: run test install install-test lint dag
+.PHONY: run test test-e2e install install-test lint dag
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,15 @@ install-test: $(BIN)/activate
 run: install
 	PATH=$(abspath $(BIN)):$$PATH snakemake --cores $(CORES)
 
+# Every test but the long end-to-end ones (whole DAG runs, the browser); .ci/run runs both.
+LONG := slow or browser
+
 test: install-test
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/ruff check .
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -m "not gpu" -p no:cacheprovider
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -m "not gpu and not ($(LONG))" -p no:cacheprovider
+
+test-e2e: install-test
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -m "not gpu and ($(LONG))" -p no:cacheprovider
 
 lint:
 	$(BIN)/ruff check .
