@@ -32,6 +32,7 @@ DATASETS = list(config.get("clustering", {}).get("datasets", {}))
 CLUSTERING_MODELS = config.get("clustering", {}).get("models", [])
 CORPORA = list(config.get("tagging", {}).get("corpora", {}))
 PY = "python -m pipeline"
+JOB = PY + " --log {log}"  # a stage, its output also written to the rule's log
 
 
 def outputs(kind):
@@ -43,6 +44,21 @@ def outputs(kind):
 
 def stage_params(stage):
     return lambda w: wf.param_values(stage, config, **dict(w.items()))
+
+
+def log(kind):
+    """A job's log (its output as on the terminal): logs/ + the path of what it makes."""
+    return f"logs/{wf.PATHS[kind]}.log"
+
+
+def resources(rule):
+    """What a job asks a cluster's scheduler for (params.yaml `resources`, runtime in
+    minutes), and a GPU for training jobs when `device` asks for CUDA. Results do not
+    depend on these: threads and numeric mode are set by the job itself."""
+    spec = {**config["resources"]["default"], **config["resources"].get(rule, {})}
+    if rule in {"pretrain_autoencoder", "train_clustering", "train_tagger"}:
+        spec["gpu"] = int(config["device"] == "cuda")
+    return spec
 
 
 wildcard_constraints:
@@ -87,6 +103,10 @@ onerror:
 
 
 rule export:
+    log:
+        log("export"),
+    resources:
+        **resources("export"),
     input:
         lambda w: [*wf.export_files(config, w.name), *wf.code("export")],
     output:
@@ -94,10 +114,14 @@ rule export:
     params:
         stage_params("export"),
     shell:
-        f"{PY} export --name {{wildcards.name}}"
+        f"{JOB} export --name {{wildcards.name}}"
 
 
 rule fetch:
+    log:
+        log("raw"),
+    resources:
+        **resources("fetch"),
     input:
         wf.code("fetch"),
     output:
@@ -105,10 +129,14 @@ rule fetch:
     params:
         stage_params("fetch"),
     shell:
-        f"{PY} fetch --group {{wildcards.group}} --name {{wildcards.name}} --key {{wildcards.key}}"
+        f"{JOB} fetch --group {{wildcards.group}} --name {{wildcards.name}} --key {{wildcards.key}}"
 
 
 rule prepare_clustering:
+    log:
+        log("prepared_clustering"),
+    resources:
+        **resources("prepare_clustering"),
     input:
         lambda w: [*wf.dataset_files(config, w.dataset), *wf.code("prepare_clustering")],
     output:
@@ -116,10 +144,14 @@ rule prepare_clustering:
     params:
         stage_params("prepare_clustering"),
     shell:
-        f"{PY} prepare-clustering --dataset {{wildcards.dataset}}"
+        f"{JOB} prepare-clustering --dataset {{wildcards.dataset}}"
 
 
 rule prepare_tagging:
+    log:
+        log("prepared_tagging"),
+    resources:
+        **resources("prepare_tagging"),
     input:
         lambda w: [*wf.corpus_files(config, w.corpus), *wf.code("prepare_tagging")],
     output:
@@ -127,11 +159,15 @@ rule prepare_tagging:
     params:
         stage_params("prepare_tagging"),
     shell:
-        f"{PY} prepare-tagging --corpus {{wildcards.corpus}}"
+        f"{JOB} prepare-tagging --corpus {{wildcards.corpus}}"
 
 
 rule pretrain_autoencoder:
     threads: config["threads"]
+    log:
+        log("autoencoder"),
+    resources:
+        **resources("pretrain_autoencoder"),
     input:
         wf.files("prepared_clustering", dataset="{dataset}"),
         wf.code("pretrain"),
@@ -140,11 +176,15 @@ rule pretrain_autoencoder:
     params:
         stage_params("pretrain"),
     shell:
-        f"{PY} pretrain --dataset {{wildcards.dataset}} --seed {{wildcards.seed}}"
+        f"{JOB} pretrain --dataset {{wildcards.dataset}} --seed {{wildcards.seed}}"
 
 
 rule train_clustering:
     threads: config["threads"]
+    log:
+        log("clustering_model"),
+    resources:
+        **resources("train_clustering"),
     input:
         wf.files("prepared_clustering", dataset="{dataset}"),
         lambda w: wf.files("autoencoder", dataset=w.dataset, seed=w.seed)
@@ -155,12 +195,16 @@ rule train_clustering:
     params:
         stage_params("train_clustering"),
     shell:
-        f"{PY} train-clustering --dataset {{wildcards.dataset}} --model {{wildcards.model}}"
+        f"{JOB} train-clustering --dataset {{wildcards.dataset}} --model {{wildcards.model}}"
         " --seed {wildcards.seed}"
 
 
 rule evaluate_clustering:
     threads: config["threads"]
+    log:
+        log("clustering_result"),
+    resources:
+        **resources("evaluate_clustering"),
     input:
         wf.files("prepared_clustering", dataset="{dataset}"),
         wf.files("clustering_model", dataset="{dataset}", model="{model}", seed="{seed}"),
@@ -170,12 +214,16 @@ rule evaluate_clustering:
     params:
         stage_params("evaluate_clustering"),
     shell:
-        f"{PY} evaluate-clustering --dataset {{wildcards.dataset}} --model {{wildcards.model}}"
+        f"{JOB} evaluate-clustering --dataset {{wildcards.dataset}} --model {{wildcards.model}}"
         " --seed {wildcards.seed}"
 
 
 rule train_tagger:
     threads: config["threads"]
+    log:
+        log("tagger"),
+    resources:
+        **resources("train_tagger"),
     input:
         wf.files("prepared_tagging", corpus="{corpus}"),
         lambda w: wf.transfer_source(config, w.model, w.seed) or [],
@@ -185,12 +233,16 @@ rule train_tagger:
     params:
         stage_params("train_tagger"),
     shell:
-        f"{PY} train-tagger --corpus {{wildcards.corpus}} --model {{wildcards.model}}"
+        f"{JOB} train-tagger --corpus {{wildcards.corpus}} --model {{wildcards.model}}"
         " --seed {wildcards.seed}"
 
 
 rule evaluate_tagger:
     threads: config["threads"]
+    log:
+        log("tagging_result"),
+    resources:
+        **resources("evaluate_tagger"),
     input:
         wf.files("prepared_tagging", corpus="{corpus}"),
         wf.files("tagger", corpus="{corpus}", model="{model}", seed="{seed}"),
@@ -200,11 +252,15 @@ rule evaluate_tagger:
     params:
         stage_params("evaluate_tagger"),
     shell:
-        f"{PY} evaluate-tagger --corpus {{wildcards.corpus}} --model {{wildcards.model}}"
+        f"{JOB} evaluate-tagger --corpus {{wildcards.corpus}} --model {{wildcards.model}}"
         " --seed {wildcards.seed}"
 
 
 rule report:
+    log:
+        log("report"),
+    resources:
+        **resources("report"),
     input:
         RESULTS,
         wf.code("report"),
@@ -213,4 +269,4 @@ rule report:
     params:
         stage_params("report"),
     shell:
-        f"{PY} report"
+        f"{JOB} report"

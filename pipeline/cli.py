@@ -8,6 +8,8 @@ import sys
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
+    p.add_argument("--log", help="also write what the command prints to this file (the "
+                   "Snakefile's log: of each rule)")
     sub = p.add_subparsers(dest="command", required=True)
 
     def stage(name: str, help: str, *args: str) -> argparse.ArgumentParser:
@@ -53,12 +55,40 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.numerics import NumericsError, apply_configured
 
     args = _parser().parse_args(argv)
+    if args.log:
+        _tee(args.log)
     try:
         apply_configured()
         return _run(args)
     except (ValueError, OSError, NumericsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+
+
+def _tee(path: str) -> None:
+    """Everything printed from here on goes to ``path`` too (made afresh), as it does to the
+    terminal: the same log under Snakemake, DVC or a cluster scheduler."""
+    import io
+    from pathlib import Path
+
+    class Tee(io.TextIOBase):
+        def __init__(self, stream: io.TextIOBase, copy: io.TextIOBase) -> None:
+            self.stream, self.copy = stream, copy
+
+        def write(self, text: str) -> int:
+            self.copy.write(text)
+            self.copy.flush()
+            return self.stream.write(text)
+
+        def flush(self) -> None:
+            self.stream.flush()
+
+        def isatty(self) -> bool:
+            return self.stream.isatty()
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    copy = open(path, "w", encoding="utf-8")  # noqa: SIM115 (open for the process's life)
+    sys.stdout, sys.stderr = Tee(sys.stdout, copy), Tee(sys.stderr, copy)
 
 
 def _run(args: argparse.Namespace) -> int:

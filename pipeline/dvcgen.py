@@ -82,8 +82,9 @@ def job_stage(job: Any, cfg: dict[str, Any]) -> dict[str, Any]:
 
 def _templated(value: Any, wildcards: dict[str, str]) -> Any:
     """``value`` with each wildcard's value written as ``${item.<wildcard>}`` where it stands
-    alone: a path part, a word of the command, the last part of a param key, or the number
-    after "seed" (longest values first, so that "ae_kmeans" is not read as "kmeans")."""
+    alone: a path part, a word of the command, the last part of a param key, a log file's
+    name, or the number after "seed" (longest values first, so that "ae_kmeans" is not read
+    as "kmeans")."""
     if isinstance(value, dict):
         return {k: _templated(v, wildcards) for k, v in value.items()}
     if isinstance(value, list):
@@ -91,7 +92,8 @@ def _templated(value: Any, wildcards: dict[str, str]) -> Any:
     if not isinstance(value, str):
         return value
     for name, text in sorted(wildcards.items(), key=lambda kv: -len(kv[1])):
-        value = re.sub(rf"(?:(?<=[/ .])|(?<=seed)|^){re.escape(text)}(?=[/ ]|$)",
+        value = re.sub(rf"(?:(?<=[/ .])|(?<=seed)|^){re.escape(text)}"
+                       r"(?=[/ ]|$|\.(?:[\w.]*\.)?log\b)",
                        f"${{item.{name}}}", value)
     return value
 

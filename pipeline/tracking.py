@@ -155,8 +155,7 @@ def job_run(
     set_threads(cfg["threads"])
     deterministic_torch()
     mlflow = _mlflow()
-    tags = {"stage": stage, "job": name, "pid": str(os.getpid()), "host": socket.gethostname(),
-            "command": job_command()}
+    tags = {"stage": stage, "job": name, "command": job_command(), **owner_tags()}
     tags.update(git_state())
     tags.update({f"env.{k}": v for k, v in fingerprint(device_from(device)).items()})
     tags.update({f"determinism.{k}": v for k, v in determinism_flags().items()})
@@ -183,8 +182,13 @@ def job_run(
 
 
 def job_command() -> str:
-    """The command line that re-runs this job (what ``replicate`` executes)."""
-    return shlex.join(["python", "-m", "pipeline", *sys.argv[1:]])
+    """The command line that re-runs this job (what ``replicate`` executes), without the
+    log file its workflow gave it."""
+    argv = sys.argv[1:]
+    if "--log" in argv:
+        at = argv.index("--log")
+        argv = argv[:at] + argv[at + 2:]
+    return shlex.join(["python", "-m", "pipeline", *argv])
 
 
 def device_from(device: str):
@@ -193,28 +197,72 @@ def device_from(device: str):
     return torch.device(device)
 
 
+CHECKOUT_ID_FILE = Path(".pipeline/checkout-id")
+
+
+def checkout_id() -> str:
+    """A random id for this checkout, made on first use and kept in ``.pipeline/``: on a
+    shared tracking server, a checkout reaps only the runs it started itself."""
+    if not CHECKOUT_ID_FILE.exists():
+        import tempfile
+        import uuid
+
+        CHECKOUT_ID_FILE.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=CHECKOUT_ID_FILE.parent, delete=False) as f:
+            f.write(uuid.uuid4().hex)
+        try:
+            os.link(f.name, CHECKOUT_ID_FILE)  # the first job to link wins, the others read it
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(f.name)
+    return CHECKOUT_ID_FILE.read_text().strip()
+
+
+def boot_id() -> str:
+    """This boot of this host's kernel: a process of an earlier boot is gone whatever its pid."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def owner_tags() -> dict[str, str]:
+    """Who may reap a run: the checkout, the host, its boot, the job's process."""
+    return {"checkout": checkout_id(), "host": socket.gethostname(), "boot": boot_id(),
+            "pid": str(os.getpid())}
+
+
 def reap_orphans() -> int:
-    """Mark FAILED the RUNNING runs whose process on this host is gone (killed outright)."""
-    mlflow = _mlflow()
+    """Mark FAILED the RUNNING runs of this checkout whose process is gone (killed outright):
+    started on this host in an earlier boot, or in this boot by a pid no longer alive. Runs of
+    other checkouts and other hosts are never touched, on a shared server too."""
+    _mlflow()
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
     ids = [e.experiment_id for e in client.search_experiments()]
     if not ids:
         return 0
+    mine = owner_tags()
+    query = f"attributes.status = 'RUNNING' and tags.checkout = '{mine['checkout']}'"
     reaped = 0
-    for run in client.search_runs(ids, "attributes.status = 'RUNNING'", max_results=5000):
-        pid, host = run.data.tags.get("pid"), run.data.tags.get("host")
-        if host != socket.gethostname() or not pid:
+    for run in client.search_runs(ids, query, max_results=5000):
+        tags = run.data.tags
+        if tags.get("host") != mine["host"] or not tags.get("pid"):
             continue
-        try:
-            os.kill(int(pid), 0)
-            continue  # still alive
-        except ProcessLookupError:
-            pass
-        except PermissionError:
+        if tags.get("boot") == mine["boot"] and _alive(int(tags["pid"])):
             continue
         client.set_terminated(run.info.run_id, status="FAILED")
         reaped += 1
-    del mlflow
     return reaped
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True

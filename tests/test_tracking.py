@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -13,6 +14,7 @@ from mlflow.tracking import MlflowClient
 from pipeline import tracking
 from pipeline.tracking import job_run
 
+ROOT = Path(__file__).resolve().parents[1]
 CFG = {"seeds": [3], "device": "cpu", "threads": 1}
 
 
@@ -73,9 +75,9 @@ with job_run("tagging", "slow", "train_tagger", {}, 0, [], {"threads": 1}, "cpu"
 """
 
 
-def start_job():
+def start_job(cwd: Path | None = None):
     proc = subprocess.Popen([sys.executable, "-c", JOB], stdout=subprocess.PIPE, text=True,
-                            env=os.environ.copy())
+                            cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.stdout.readline().strip() == "started"
     return proc
 
@@ -108,6 +110,40 @@ def test_a_live_job_is_not_reaped():
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_two_checkouts_on_one_server_reap_only_their_own_runs(tmp_path, monkeypatch):
+    """Two checkouts track to one store (as on a shared server): a job killed in one is
+    reaped by that checkout's next start, never by the other's; a run of another host is
+    never touched; a run of this checkout from an earlier boot is reaped whatever its pid."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    for checkout in (first, second):
+        checkout.mkdir()
+    monkeypatch.chdir(first)
+    proc = start_job(cwd=first)
+    proc.kill()
+    proc.wait(timeout=30)
+    (killed,) = runs("tagging")
+    assert killed.data.tags["checkout"] == tracking.checkout_id()
+    monkeypatch.chdir(second)
+    assert tracking.checkout_id() != killed.data.tags["checkout"]
+    assert tracking.reap_orphans() == 0  # not this checkout's run
+    assert runs("tagging")[0].info.status == "RUNNING"
+
+    client = MlflowClient()
+    exp = client.get_experiment_by_name("tagging").experiment_id
+    mine = tracking.owner_tags()  # second's own runs: a live pid, but an earlier boot ...
+    earlier_boot = client.create_run(exp, tags={**mine, "boot": "an-earlier-boot"})
+    elsewhere = client.create_run(exp, tags={**mine, "host": "another-host", "pid": "1"})
+    live = client.create_run(exp, tags=mine)  # ... and this very process, alive
+    assert tracking.reap_orphans() == 1
+    status = {r.info.run_id: r.info.status for r in runs("tagging")}
+    assert status[earlier_boot.info.run_id] == "FAILED"
+    assert status[elsewhere.info.run_id] == status[live.info.run_id] == "RUNNING"
+    assert status[killed.info.run_id] == "RUNNING"
+    monkeypatch.chdir(first)
+    assert tracking.reap_orphans() == 1
+    assert client.get_run(killed.info.run_id).info.status == "FAILED"
 
 
 def test_artifacts_of_a_local_store_stay_beside_it(isolated_mlflow):
