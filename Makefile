@@ -25,7 +25,7 @@ run: install
 	PATH=$(abspath $(BIN)):$$PATH snakemake --cores $(CORES)
 
 # Every test but the long end-to-end ones (whole DAG runs, the browser); .ci/run runs both.
-LONG := slow or browser
+LONG := slow or browser or cluster
 
 test: install-test
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/ruff check .

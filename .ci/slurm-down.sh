@@ -20,9 +20,9 @@ stop() {
   fi
   pid=$(cat "$pidfile")
   kill "$pid" 2>/dev/null || true
-  for i in $(seq 60); do
+  for i in $(seq 150); do
     kill -0 "$pid" 2>/dev/null || break
-    sleep 0.5
+    sleep 0.2
   done
   if kill -0 "$pid" 2>/dev/null; then
     echo "[slurm-down] $name ($pid) ignored SIGTERM: killing"
@@ -46,11 +46,15 @@ if command -v scontrol >/dev/null && timeout 5 scontrol ping >/dev/null 2>&1; th
   fi
 fi
 
-stop slurmd    "$DIR/run/slurmd.pid"
-stop slurmctld "$DIR/run/slurmctld.pid"
+# Each daemon takes ~2 s to exit: stop independent ones side by side, dependencies in order
+# (slurmctld flushes accounting to slurmdbd, slurmdbd writes to MariaDB).
+stop slurmd    "$DIR/run/slurmd.pid" &
+stop slurmctld "$DIR/run/slurmctld.pid" &
+wait
 stop slurmdbd  "$DIR/run/slurmdbd.pid"
-stop mariadb   "$DIR/run/mysqld.pid"
-stop munged    /run/munge/munged.pid
+stop mariadb   "$DIR/run/mysqld.pid" &
+stop munged    /run/munge/munged.pid &
+wait
 
 if [ "${SLURM_CI_PURGE:-0}" = 1 ]; then
   rm -rf "$DIR"

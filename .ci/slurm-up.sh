@@ -217,8 +217,9 @@ if [ "$CONF_CHANGED" = 1 ]; then
   for d in slurmd slurmctld slurmdbd; do
     if pid_alive "$DIR/run/$d.pid"; then
       log "config changed: stopping $d"
-      kill "$(cat "$DIR/run/$d.pid")"
-      wait_for 30 "$d stop" bash -c "! kill -0 $(cat "$DIR/run/$d.pid")" || kill -9 "$(cat "$DIR/run/$d.pid")" || true
+      pid=$(cat "$DIR/run/$d.pid")
+      kill "$pid"
+      wait_for 30 "$d stop" bash -c "! kill -0 $pid" || kill -9 "$pid" 2>/dev/null || true
     fi
   done
 fi
@@ -258,9 +259,11 @@ else
   slurmd
   log "slurmd started"
 fi
+# slurmctld may still show the node IDLE from its saved state: wait for slurmd itself.
+wait_for "$TIMEOUT" slurmd scontrol show slurmd || die "slurmd did not come up (see $DIR/log/slurmd.log)"
 
 node_idle() { sinfo -h -n "$HOST" -o %T | grep -qx 'idle'; }
-if ! wait_for "$TIMEOUT" node idle node_idle; then
+if ! wait_for "$TIMEOUT" "node idle" node_idle; then
   # A node left DOWN/DRAIN by an earlier unclean stop: put it back.
   scontrol update NodeName="$HOST" State=RESUME 2>/dev/null || true
   wait_for 30 "node idle" node_idle || die "node $HOST is not idle: $(sinfo -h -N -o '%N %T %E'); see $DIR/log/slurmd.log"

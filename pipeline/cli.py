@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     gold = sub.add_parser("golden", help="run the golden jobs and print their sha256 as JSON")
     gold.add_argument("--job", action="append", help="only this job (repeatable)")
     sub.add_parser("dvc-commit", help="dvc commit every stage whose outputs exist")
+    pull = sub.add_parser("dvc-pull", help="dvc pull, then date the outputs for Snakemake")
+    pull.add_argument("--remote", help="a DVC remote other than the default")
     dvc = sub.add_parser("dvc-yaml", help="write dvc.yaml from the Snakemake DAG")
     dvc.add_argument("--check", action="store_true",
                      help="exit 1 if dvc.yaml differs from the DAG instead of writing it")
@@ -158,6 +160,10 @@ def _run(args: argparse.Namespace) -> int:
         from pipeline import dvcgen
 
         return dvcgen.commit()
+    elif cmd == "dvc-pull":
+        from pipeline import dvcgen
+
+        return dvcgen.pull(args.remote)
     elif cmd == "dvc-yaml":
         from pipeline import dvcgen
 

@@ -228,9 +228,13 @@ def boot_id() -> str:
 
 
 def owner_tags() -> dict[str, str]:
-    """Who may reap a run: the checkout, the host, its boot, the job's process."""
-    return {"checkout": checkout_id(), "host": socket.gethostname(), "boot": boot_id(),
+    """Who may reap a run: the checkout, the host, its boot, the job's process; and the
+    scheduler's job, when a cluster ran it (``scancel``, ``sacct -j``)."""
+    tags = {"checkout": checkout_id(), "host": socket.gethostname(), "boot": boot_id(),
             "pid": str(os.getpid())}
+    if "SLURM_JOB_ID" in os.environ:
+        tags["slurm.job_id"] = os.environ["SLURM_JOB_ID"]
+    return tags
 
 
 def reap_orphans() -> int:

@@ -3,11 +3,9 @@ temporary copy of the repository, with a real MLflow store and real DVC."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,59 +16,11 @@ from pathlib import Path
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
+from projects import BIN, sh, sha, tiny_project
 
 from pipeline import config, dvcgen, workflow
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.slow
-
-# Small enough for a 2-core CI machine; the structure of the DAG stays the same.
-TINY = {
-    "seeds": [0, 1],
-    "clustering": {"models": ["kmeans", "ae_kmeans"],
-                   "autoencoder": {"epochs": 2, "layerwise_epochs": 0},
-                   "evaluation": {"map_points": 300}},
-    "tagging": {"models": ["bilstm_softmax"], "trainer": {"max_epochs": 1}},
-}
-
-
-def sh(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["PATH"] = f"{BIN}:{env['PATH']}"
-    env["CI"] = "true"
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def copy_repository(dest: Path) -> None:
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split("\n")
-    for rel in filter(None, listed):
-        src = ROOT / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def tiny_project(root: Path) -> Path:
-    """A committed copy of the repository with the TINY configuration and its dvc.yaml."""
-    copy_repository(root)
-    params = config.deep_merge(config.read_yaml(root / "params.yaml"), TINY)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh(root, "git", "init", "-q")
-    sh(root, "git", "add", "-A")
-    sh(root, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "tiny")
-    sh(root, sys.executable, "-m", "pipeline", "dvc-yaml")
-    sh(root, "git", "add", "dvc.yaml")
-    sh(root, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "dvc.yaml")
-    return root
 
 
 @pytest.fixture(scope="module")
