@@ -387,7 +387,8 @@ def test_editing_any_imported_module_makes_exactly_its_stages_stale(project):
     from dvc.repo import Repo
 
     with Repo(str(project)) as repo:
-        assert set(status) == {s.name for s in repo.index.stages if s.relpath == "dvc.yaml"}
+        assert set(status) == {s.name for s in repo.index.stages
+                               if s.path == str(project / "dvc.yaml")}
     for name, changes in status.items():
         changed = {path for entry in changes if isinstance(entry, dict)
                    for path in entry.get("changed deps", {})}
