@@ -81,8 +81,8 @@ def test_two_checkouts_on_slurm_give_the_local_bytes_and_round_trip_through_s3(
         services, tmp_path):
     """Two checkouts run the DAG on the cluster at once, tracked on one server: both give the
     bytes of the same DAG run locally, every job is COMPLETED in sacct, each checkout's runs
-    are its own and FINISHED; pushed to S3 and pulled into a fresh clone, nothing is left
-    to do."""
+    are its own and FINISHED, and `replicate` re-runs one from the server's record; pushed
+    to S3 and pulled into a fresh clone, nothing is left to do."""
     local = project(tmp_path / "local")
     sh(local, "snakemake", "--cores", "2")
     expected = results(local)
@@ -104,6 +104,12 @@ def test_two_checkouts_on_slurm_give_the_local_bytes_and_round_trip_through_s3(
         assert all(r.info.artifact_uri.startswith("mlflow-artifacts:/") for r in runs)
     ids = [{r.info.run_id for r in runs_of(root, services)} for root in checkouts]
     assert not ids[0] & ids[1]
+    # an auditor re-runs a job from the server's record (config and artifacts from S3)
+    (train,) = [r for r in runs_of(checkouts[0], services)
+                if r.data.tags["stage"] == "train_clustering"]
+    audit = sh(checkouts[0], "python", "-m", "pipeline", "replicate", train.info.run_id,
+               env=services)
+    assert "1 of 1 runs replicated" in audit.stdout
 
     first = checkouts[0]
     remote = f"{services['SVC_DVC_REMOTE_URL']}/{uuid.uuid4().hex}"
