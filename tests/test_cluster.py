@@ -48,11 +48,16 @@ def project(root: Path, overlay: dict | None = None) -> Path:
     return root
 
 
-def on_slurm(root: Path, env: dict[str, str], *targets: str) -> subprocess.Popen:
-    return subprocess.Popen(["snakemake", "--profile", "profiles/slurm", *targets], cwd=root,
+def on_slurm(request: pytest.FixtureRequest, root: Path, env: dict[str, str], *targets: str
+             ) -> subprocess.Popen:
+    """Snakemake for ``targets`` on the cluster, in the background; killed with the test if
+    still running (a failed assertion must not leave it waiting on SLURM)."""
+    proc = subprocess.Popen(["snakemake", "--profile", "profiles/slurm", *targets], cwd=root,
                             env={**os.environ, **env, "CI": "true",
                                  "PATH": f"{BIN}:{os.environ['PATH']}"},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    request.addfinalizer(lambda: proc.poll() is None and proc.kill())
+    return proc
 
 
 def results(root: Path) -> dict[str, str]:
@@ -78,7 +83,7 @@ def runs_of(root: Path, env: dict[str, str]) -> list:
 
 
 def test_two_checkouts_on_slurm_give_the_local_bytes_and_round_trip_through_s3(
-        services, tmp_path):
+        services, tmp_path, request):
     """Two checkouts run the DAG on the cluster at once, tracked on one server: both give the
     bytes of the same DAG run locally, every job is COMPLETED in sacct, each checkout's runs
     are its own and FINISHED, and `replicate` re-runs one from the server's record; pushed
@@ -89,7 +94,7 @@ def test_two_checkouts_on_slurm_give_the_local_bytes_and_round_trip_through_s3(
     assert len(expected) == 4  # k-means state + tagger weights, two metrics files
 
     checkouts = [project(tmp_path / name) for name in ("first", "second")]
-    procs = [on_slurm(root, services) for root in checkouts]
+    procs = [on_slurm(request, root, services) for root in checkouts]
     for proc in procs:
         out, _ = proc.communicate(timeout=600)
         assert proc.returncode == 0, out[-3000:]
@@ -130,14 +135,15 @@ def test_two_checkouts_on_slurm_give_the_local_bytes_and_round_trip_through_s3(
     assert "Nothing to be done" in dry.stdout + dry.stderr
 
 
-def test_scancel_of_a_training_job_fails_its_run_and_reruns_only_that_job(services, tmp_path):
+def test_scancel_of_a_training_job_fails_its_run_and_reruns_only_that_job(
+        services, tmp_path, request):
     """A training job stopped on the cluster (scancel's SIGTERM): its MLflow run ends FAILED,
     no output of it is left, Snakemake stops, and the next run redoes that job alone."""
     root = project(tmp_path / "p", {"tagging": {"trainer": {"max_epochs": 10}}})
     model_dir = root / workflow.path("tagger", corpus="ewt_pos_dev", model="bilstm_softmax",
                                      seed=0)
     target = str((model_dir / "model.pt").relative_to(root))
-    proc = on_slurm(root, services, target)
+    proc = on_slurm(request, root, services, target)
     deadline = time.monotonic() + 300
     while not (training := [r for r in runs_of_if_any(root, services)
                             if r.data.tags["stage"] == "train_tagger"]):
@@ -158,7 +164,7 @@ def test_scancel_of_a_training_job_fails_its_run_and_reruns_only_that_job(servic
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode != 0 and "Error in rule train_tagger" in out, out[-3000:]
 
-    rerun = on_slurm(root, services, target)
+    rerun = on_slurm(request, root, services, target)
     out, _ = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, out[-3000:]
     states = sorted(state.split()[0] for _, state in sacct(root))
