@@ -34,6 +34,7 @@ STAGE_OF_RULE = {  # in the Snakefile's order, which dvc.yaml follows
     "train_tagger": "train_tagger", "evaluate_tagger": "evaluate_tagger", "report": "report",
 }
 
+
 def snakemake_jobs(snakefile: str = "Snakefile", overlays: list[str] = ()) -> list[Any]:
     """Every job of the full DAG (as if nothing were done yet), via Snakemake's API;
     ``overlays`` as ``--configfile`` would give them."""
@@ -80,34 +81,36 @@ def job_stage(job: Any, cfg: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _on_strings(value: Any, change: Any) -> Any:
+    """``value`` (a stage's dict, its lists) with ``change`` applied to every string in it."""
+    if isinstance(value, dict):
+        return {k: _on_strings(v, change) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_on_strings(v, change) for v in value]
+    return change(value) if isinstance(value, str) else value
+
+
 def _templated(value: Any, wildcards: dict[str, str]) -> Any:
     """``value`` with each wildcard's value written as ``${item.<wildcard>}`` where it stands
     alone: a path part, a word of the command, the last part of a param key, a log file's
     name, or the number after "seed" (longest values first, so that "ae_kmeans" is not read
     as "kmeans")."""
-    if isinstance(value, dict):
-        return {k: _templated(v, wildcards) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_templated(v, wildcards) for v in value]
-    if not isinstance(value, str):
-        return value
-    for name, text in sorted(wildcards.items(), key=lambda kv: -len(kv[1])):
-        value = re.sub(rf"(?:(?<=[/ .])|(?<=seed)|^){re.escape(text)}"
-                       r"(?=[/ ]|$|\.(?:[\w.]*\.)?log\b)",
-                       f"${{item.{name}}}", value)
-    return value
+    def change(text: str) -> str:
+        for name, wildcard in sorted(wildcards.items(), key=lambda kv: -len(kv[1])):
+            text = re.sub(rf"(?:(?<=[/ .])|(?<=seed)|^){re.escape(wildcard)}"
+                          r"(?=[/ ]|$|\.(?:[\w.]*\.)?log\b)", f"${{item.{name}}}", text)
+        return text
+
+    return _on_strings(value, change)
 
 
 def _expanded(value: Any, item: dict[str, str]) -> Any:
-    if isinstance(value, dict):
-        return {k: _expanded(v, item) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expanded(v, item) for v in value]
-    if not isinstance(value, str):
-        return value
-    for name, text in item.items():
-        value = value.replace(f"${{item.{name}}}", text)
-    return value
+    def change(text: str) -> str:
+        for name, wildcard in item.items():
+            text = text.replace(f"${{item.{name}}}", wildcard)
+        return text
+
+    return _on_strings(value, change)
 
 
 def _matrix_value(text: str) -> Any:
@@ -125,10 +128,12 @@ def stages(cfg: dict[str, Any], jobs: list[Any] | None = None
     """
     jobs = snakemake_jobs() if jobs is None else jobs
     forms: dict[tuple[str, str], list[Any]] = {}
+    declared: dict[Any, dict[str, Any]] = {}
     for job in sorted(jobs, key=lambda j: (list(STAGE_OF_RULE).index(j.rule.name),
                                            sorted(j.wildcards_dict.items()))):
         wildcards = {k: str(v) for k, v in sorted(job.wildcards_dict.items())}
-        template = _templated(job_stage(job, cfg), wildcards)
+        declared[job] = job_stage(job, cfg)
+        template = _templated(declared[job], wildcards)
         forms.setdefault((job.rule.name, json.dumps(template, sort_keys=True)), []).append(job)
     out: dict[str, Any] = {}
     names: dict[str, Any] = {}
@@ -137,7 +142,7 @@ def stages(cfg: dict[str, Any], jobs: list[Any] | None = None
         key = _stage_key(rule, members, [m for (r, _), m in forms.items() if r == rule], out)
         items = [{k: str(v) for k, v in sorted(m.wildcards_dict.items())} for m in members]
         for job, item in zip(members, items, strict=True):
-            if _expanded(template, item) != job_stage(job, cfg):
+            if _expanded(template, item) != declared[job]:
                 raise RuntimeError(f"dvc.yaml: job {rule} {item} does not fit its template")
             names["@".join([key, "-".join(item.values())]) if item else key] = job
         if not items[0]:
@@ -231,7 +236,6 @@ def pull(remote: str | None = None) -> int:
     outputs and redo the DAG; once DVC confirms every stage matches dvc.lock (code, params,
     data), ``snakemake --touch`` dates them in DAG order. A stage that does not match is
     left alone, and named."""
-    import json
     import subprocess
 
     subprocess.run(["dvc", "pull", "--quiet", *(["--remote", remote] if remote else [])],
