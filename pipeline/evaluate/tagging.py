@@ -7,8 +7,6 @@ from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
-from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
-from seqeval.scheme import IOB2
 
 from pipeline.io import atomic_path
 
@@ -35,6 +33,10 @@ def tagging_metrics(
                   for a, b in zip(g, p, strict=True))
     out: dict = {"accuracy": correct / tokens if tokens else 0.0}
     if scheme == "iob2":
+        # seqeval imports scikit-learn (a second per job): POS jobs never need it.
+        from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+        from seqeval.scheme import IOB2
+
         y_true, y_pred = [list(g) for g in gold], [list(p) for p in pred]
         kw = {"mode": "strict", "scheme": IOB2, "zero_division": 0}
         out["precision"] = float(precision_score(y_true, y_pred, **kw))
