@@ -56,6 +56,16 @@ stop mariadb   "$DIR/run/mysqld.pid" &
 stop munged    /run/munge/munged.pid &
 wait
 
+# Unlink the configuration slurm-up.sh linked in (restoring what it moved aside): with a
+# slurm.conf naming a controller that is gone, every `scontrol` waits 10 s for it, and the
+# SLURM executor plugin runs `scontrol show config` whenever Snakemake starts, local runs too.
+for f in slurm.conf slurmdbd.conf; do
+  if [ "$(readlink /etc/slurm/$f 2>/dev/null)" = "$DIR/etc/$f" ]; then
+    rm -f /etc/slurm/$f
+    if [ -e /etc/slurm/$f.orig ]; then mv /etc/slurm/$f.orig /etc/slurm/$f; fi
+  fi
+done
+
 if [ "${SLURM_CI_PURGE:-0}" = 1 ]; then
   rm -rf "$DIR"
   echo "[slurm-down] removed $DIR"
