@@ -60,19 +60,31 @@ def browser() -> Iterator:
         driver.quit()
 
 
-def until(what: str, check: Callable[[], Any]) -> None:
+def until(what: str, check: Callable[[], Any], wait_s: float = WAIT_S) -> None:
     """Poll ``check`` until it is true; elements replaced by a re-render count as not yet."""
     from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 
-    deadline = time.monotonic() + WAIT_S
+    deadline = time.monotonic() + wait_s
     while True:
         try:
             if check():
                 return
         except (StaleElementReferenceException, NoSuchElementException):
             pass
-        assert time.monotonic() < deadline, f"waited {WAIT_S} s for {what}"
+        assert time.monotonic() < deadline, f"waited {wait_s} s for {what}"
         time.sleep(0.2)
+
+
+def retried(what: str, act: Callable[[], None], check: Callable[[], Any], tries: int = 3) -> None:
+    """Do ``act`` until ``check`` holds: an input the editor gets while it still re-renders
+    is dropped (seen once in CI: a double click that made no region in 30 s)."""
+    for attempt in range(tries):
+        act()
+        try:
+            return until(what, check, WAIT_S / tries)
+        except AssertionError:
+            if attempt == tries - 1:
+                raise
 
 
 def word_offset(driver, line, start: int, end: int) -> tuple[int, int]:
@@ -124,11 +136,22 @@ def test_an_annotator_labels_a_word_in_the_browser_and_the_export_holds_it(
 
     # the editor re-renders while it loads: wait for the pre-annotation to be drawn
     until("the task with its pre-annotation", lambda: page() == (TEXT, ["London"]))
-    ActionChains(browser).send_keys("1").perform()  # PER's hotkey (labels in params order)
-    line = browser.find_element(By.CSS_SELECTOR, ".lsf-richtext__line")
-    x, y = word_offset(browser, line, 0, len("Ada"))
-    ActionChains(browser).move_to_element_with_offset(line, x, y).double_click().perform()
-    until("a region for the selected word", lambda: page() == (TEXT, ["Ada", "London"]))
+    def per_active() -> bool:
+        return any("PER" in label.text
+                   for label in browser.find_elements(By.CSS_SELECTOR, ".lsf-label_selected"))
+
+    def choose_per() -> None:  # PER's hotkey (labels in params order); it toggles
+        if not per_active():
+            ActionChains(browser).send_keys("1").perform()
+
+    def select_ada() -> None:
+        retried("the PER label to be active", choose_per, per_active)
+        line = browser.find_element(By.CSS_SELECTOR, ".lsf-richtext__line")
+        x, y = word_offset(browser, line, 0, len("Ada"))
+        ActionChains(browser).move_to_element_with_offset(line, x, y).double_click().perform()
+
+    retried("a region for the selected word", select_ada,
+            lambda: page() == (TEXT, ["Ada", "London"]))
     screenshot = tmp_path / "labeling.png"
     browser.save_screenshot(str(screenshot))
     if os.environ.get("DOCS_SCREENSHOT"):
