@@ -48,6 +48,10 @@ def test_embedding_figure_is_deterministic(tmp_path):
     assert a.startswith(PNG) and a == (tmp_path / "b.png").read_bytes()
 
 
-def test_curves_figure(tmp_path):
-    curves_figure({"loss": [3.0, 2.0, 1.5], "acc": [0.1, 0.5], "empty": []}, tmp_path / "c.png")
+def test_curves_figure_draws_only_series_that_are_curves(tmp_path):
+    assert curves_figure({"loss": [3.0, 2.0, 1.5], "acc": [0.1, 0.5], "one": [2.0], "empty": []},
+                         tmp_path / "c.png")
     assert (tmp_path / "c.png").read_bytes().startswith(PNG)
+    # k-means records one inertia and one score: no curve, so no (empty) figure at all
+    assert not curves_figure({"inertia": [5.0], "acc": [0.8]}, tmp_path / "k.png")
+    assert list(tmp_path.iterdir()) == [tmp_path / "c.png"]

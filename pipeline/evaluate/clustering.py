@@ -128,14 +128,20 @@ def gallery_figure(
     return True
 
 
-def curves_figure(history: dict[str, list[float]], path: str | Path) -> None:
-    """One panel per recorded series (loss, acc, ...), against its index."""
-    keys = [k for k, v in history.items() if len(v) > 0]
-    fig, axes = _pyplot().subplots(
-        1, max(len(keys), 1), figsize=(4 * max(len(keys), 1), 3), squeeze=False
-    )
+def curves_figure(history: dict[str, list[float]], path: str | Path) -> bool:
+    """One panel per recorded series (loss, acc, ...), against its index.
+
+    A series of one value (k-means' inertia, N2D's one fit) is no curve: a line through one
+    point draws empty axes. Without any longer series nothing is written and False is
+    returned, so the report shows no empty figure.
+    """
+    keys = [k for k, v in history.items() if len(v) > 1]
+    if not keys:
+        return False
+    fig, axes = _pyplot().subplots(1, len(keys), figsize=(4 * len(keys), 3), squeeze=False)
     for ax, key in zip(axes[0], keys, strict=False):
         ax.plot(np.arange(len(history[key])), history[key])
         ax.set_title(key)
         ax.set_xlabel("update")
     _save(fig, path)
+    return True

@@ -118,9 +118,8 @@ def evaluate(dataset: str, model: str, seed: int) -> None:
         embedding_figure(embedding[shown], pred[shown], y[shown], figures / "embedding.png", seed)
         if manifest["image_shape"]:
             gallery_figure(x, pred, tuple(manifest["image_shape"]), figures / "gallery.png")
-        history = json.loads((model_dir / "history.json").read_text())
-        if history:
-            curves_figure(history, figures / "curves.png")
+        curves_figure(json.loads((model_dir / "history.json").read_text()),
+                      figures / "curves.png")
         for png in sorted(figures.glob("*.png")):
             run.log_artifact(png, "figures")
         write_json(out / "metrics.json", {k: float(v) for k, v in metrics.items()})
