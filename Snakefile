@@ -69,12 +69,18 @@ wildcard_constraints:
     name=r"[A-Za-z0-9_\-]+",
 
 
-RESULTS = [
-    *expand(wf.PATHS["clustering_result"] + "/metrics.json",
-            dataset=DATASETS, model=CLUSTERING_MODELS, seed=SEEDS),
-    *[wf.path("tagging_result", corpus=corpus, model=model, seed=seed) + "/metrics.json"
+# Every evaluation job: its kind of result and wildcards.
+RESULT_JOBS = [
+    *[("clustering_result", {"dataset": dataset, "model": model, "seed": seed})
+      for dataset in DATASETS for model in CLUSTERING_MODELS for seed in SEEDS],
+    *[("tagging_result", {"corpus": corpus, "model": model, "seed": seed})
       for corpus in CORPORA for model in wf.tagging_models(config, corpus) for seed in SEEDS],
 ]
+RESULTS = [wf.path(kind, **w) + "/metrics.json" for kind, w in RESULT_JOBS]
+# The report reads an evaluation's metrics, run ids and figures: it depends on all its
+# outputs, so a figure that changes while its metrics stay the same makes it stale too (for
+# DVC also, which compares contents).
+REPORTED = [f for kind, w in RESULT_JOBS for f in wf.files(kind, **w)]
 
 
 # Every configured result, not only the report: an existing report must not hide the
@@ -262,7 +268,7 @@ rule report:
     resources:
         **resources("report"),
     input:
-        RESULTS,
+        REPORTED,
         wf.code("report"),
     output:
         expand(wf.PATHS["report"] + "/{file}", file=wf.FILES["report"]),

@@ -43,7 +43,7 @@ FILES = {
     "tagger": ["model.pt", "history.json", "run.json"],
     "clustering_result": ["metrics.json", "run.json", "figures"],
     "tagging_result": ["metrics.json", "predictions.conll", "confusion.png", "run.json"],
-    "report": ["results.md", "results.csv", "results.html"],
+    "report": ["results.md", "results.csv", "results.json", "results.html"],
 }
 
 # Clustering methods that start from the shared pretrained autoencoder.

@@ -35,3 +35,15 @@ def isolated_mlflow(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
     return uri
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny DAG (tests/projects.py) run once: the end-to-end tests and the report's
+    browser test read the same run."""
+    from projects import sh, tiny_project
+
+    root = tiny_project(tmp_path_factory.mktemp("project"))
+    run = sh(root, "snakemake", "--cores", "2")
+    (root / "snakemake.log").write_text(run.stderr)
+    return root

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,56 +22,18 @@ from annotation.cli import main
 from annotation.client import Client
 from annotation.snapshot import convert_snapshot, read_snapshot
 from pipeline.config import load
-from tests import labelstudio_server
+from tests import chromium, labelstudio_server
+from tests.chromium import WAIT_S, requires_chromium, until
 from tests.labelstudio_server import USERNAME, requires_server
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = [
-    pytest.mark.browser, pytest.mark.labelstudio, requires_server,
-    pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
-                       reason="no chromium / chromedriver: run .ci/install-browser.sh"),
-]
+pytestmark = [pytest.mark.browser, pytest.mark.labelstudio, requires_server, requires_chromium]
 labelstudio_template = labelstudio_server.labelstudio_template
 labelstudio = labelstudio_server.labelstudio
 REPO = Path(__file__).resolve().parents[1]
 TITLE = "Browser test project"
 TEXT = "Ada met Babbage in London ."
 PREDICTED = {"start": 19, "end": 25, "text": "London", "labels": ["LOC"]}
-WAIT_S = 30
-
-
-@pytest.fixture
-def browser() -> Iterator:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                "--window-size=1400,760"):
-        options.add_argument(arg)
-    # An explicit driver path: Selenium Manager never looks for (or downloads) a driver.
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.implicitly_wait(1)  # short: waits are explicit (``until``)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def until(what: str, check: Callable[[], Any], wait_s: float = WAIT_S) -> None:
-    """Poll ``check`` until it is true; elements replaced by a re-render count as not yet."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            if check():
-                return
-        except (StaleElementReferenceException, NoSuchElementException):
-            pass
-        assert time.monotonic() < deadline, f"waited {wait_s} s for {what}"
-        time.sleep(0.2)
+browser = chromium.browser
 
 
 def retried(what: str, act: Callable[[], None], check: Callable[[], Any], tries: int = 3) -> None:

@@ -23,14 +23,6 @@ from pipeline import config, dvcgen, workflow
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tiny_project(tmp_path_factory.mktemp("project"))
-    run = sh(root, "snakemake", "--cores", "2")
-    (root / "snakemake.log").write_text(run.stderr)
-    return root
-
-
 def test_every_result_and_the_report_are_written(project):
     cfg = config.load(project / "params.yaml")
     for model in cfg["clustering"]["models"]:
