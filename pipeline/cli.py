@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--keep", action="store_true", help="keep the scratch directory")
     gold = sub.add_parser("golden", help="run the golden jobs and print their sha256 as JSON")
     gold.add_argument("--job", action="append", help="only this job (repeatable)")
+    gold.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     sub.add_parser("dvc-commit", help="dvc commit every stage whose outputs exist")
     pull = sub.add_parser("dvc-pull", help="dvc pull, then date the outputs for Snakemake")
     pull.add_argument("--remote", help="a DVC remote other than the default")
@@ -64,6 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     except (ValueError, OSError, NumericsError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except RuntimeError as e:
+        from pipeline.seeding import nondeterministic_op
+
+        refusal = nondeterministic_op(e)
+        if refusal is None:
+            raise
+        print(f"error: {refusal}", file=sys.stderr)
         return 1
 
 
@@ -155,7 +164,7 @@ def _run(args: argparse.Namespace) -> int:
 
         from pipeline import golden
 
-        print(json.dumps(golden.run(args.job), indent=2, sort_keys=True))
+        print(json.dumps(golden.run(args.job, args.device), indent=2, sort_keys=True))
     elif cmd == "dvc-commit":
         from pipeline import dvcgen
 

@@ -5,6 +5,11 @@ bundled data, and returns the sha256 of what it produced (weights, predictions).
 hashes committed in ``tests/golden_hashes.json`` are checked by ``tests/test_golden.py``
 on whatever machine runs the tests: that is the standing proof of portable numerics.
 
+On a CUDA GPU (``--device cuda``) the same jobs, with DEC, IDEC and DCN, train on the GPU;
+bits hold per GPU model, driver, CUDA, cuDNN and torch version (``seeding.gpu_key``), so
+their hashes are kept per such key in ``tests/golden_hashes_gpu.json`` and checked by
+``tests/test_golden_gpu.py`` where that key is present.
+
 ``python -m pipeline golden`` prints the hashes as JSON (``--job`` picks some).
 """
 
@@ -49,46 +54,61 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 @cache
-def _autoencoder():
+def _autoencoder(device: str):
     import torch
 
     from pipeline.train.clustering import pretrain_autoencoder
 
     hp = {**load()["clustering"]["autoencoder"], "epochs": 5}
     x, _ = _digits()
-    model, _ = pretrain_autoencoder(x, hp, GOLDEN_SEED, torch.device("cpu"), _no_log, (8, 8))
+    model, _ = pretrain_autoencoder(x, hp, GOLDEN_SEED, torch.device(device), _no_log, (8, 8))
     return model
 
 
-def autoencoder() -> str:
+def autoencoder(device: str) -> str:
     """The default autoencoder, 5 epochs on digits (MKL GEMM, ATen kernels incl. the
     augmentation's grid sampling, Adam)."""
-    return digest(_autoencoder().state_dict())
+    return digest(_autoencoder(device).state_dict())
 
 
-def _cluster(method: str) -> str:
+def _cluster(method: str, device: str, **budget: int) -> str:
     import torch
 
     from pipeline.train.clustering import fit_clustering
 
     x, y = _digits()
-    hp = load()["clustering"]["methods"][method]
-    ae = None if method == "kmeans" else _autoencoder()
-    result = fit_clustering(method, x, y, 10, ae, hp, GOLDEN_SEED, torch.device("cpu"), _no_log)
+    hp = {**load()["clustering"]["methods"][method], **budget}
+    ae = None if method == "kmeans" else _autoencoder(device)
+    result = fit_clustering(method, x, y, 10, ae, hp, GOLDEN_SEED, torch.device(device), _no_log)
     return digest({"assignments": result.assignments, **result.state})
 
 
-def kmeans() -> str:
+def kmeans(device: str) -> str:
     """scikit-learn k-means on the raw digits (OpenBLAS, scikit-learn's OpenMP code)."""
-    return _cluster("kmeans")
+    return _cluster("kmeans", device)
 
 
-def n2d() -> str:
+def n2d(device: str) -> str:
     """N2D on the golden autoencoder: UMAP (numba, pynndescent) and a Gaussian mixture."""
-    return _cluster("n2d")
+    return _cluster("n2d", device)
 
 
-def _tagger(variant: str, epochs: int) -> str:
+def dec(device: str) -> str:
+    """DEC on the golden autoencoder, 100 iterations (soft assignments, KL loss, SGD)."""
+    return _cluster("dec", device, max_iter=100)
+
+
+def idec(device: str) -> str:
+    """IDEC: DEC's loss plus the reconstruction, 100 iterations."""
+    return _cluster("idec", device, max_iter=100)
+
+
+def dcn(device: str) -> str:
+    """DCN, 2 epochs (reconstruction + k-means loss, centroid updates by count)."""
+    return _cluster("dcn", device, epochs=2)
+
+
+def _tagger(variant: str, epochs: int, device: str) -> str:
     import torch
 
     from pipeline.data.conllu import read_conllu
@@ -99,25 +119,25 @@ def _tagger(variant: str, epochs: int) -> str:
     sentences = list(itertools.islice(read_conllu(EWT_DEV, aux=("xpos", "feats")), 300))
     train, dev = sentences[:200], sentences[200:]
     hp = {**hyperparameters(cfg, "ewt_pos_dev", variant), "max_epochs": epochs}
-    bundle, _ = train_tagger(train, dev, "tags", hp, GOLDEN_SEED, torch.device("cpu"), _no_log)
+    bundle, _ = train_tagger(train, dev, "tags", hp, GOLDEN_SEED, torch.device(device), _no_log)
     tags = predict(bundle, dev, hp["eval_batch_size"])
     index = {t: i for i, t in enumerate(bundle.tags)}
     predicted = np.array([index[t] for s in tags for t in s], dtype=np.int64)
     return digest({**bundle.model.state_dict(), "predicted": predicted})
 
 
-def tagger() -> str:
+def tagger(device: str) -> str:
     """The char-CNN BiLSTM-CRF, one epoch on 200 EWT sentences; weights and predictions."""
-    return _tagger("bilstm_cnn_crf", 1)
+    return _tagger("bilstm_cnn_crf", 1, device)
 
 
-def tagger_deep() -> str:
+def tagger_deep(device: str) -> str:
     """The stronger variant (char BiLSTM, residual layers, Adam, XPOS/FEATS heads, label
     smoothing, word dropout), two epochs on the same sentences, their weights averaged."""
-    return _tagger("deep", 2)
+    return _tagger("deep", 2, device)
 
 
-def kernels() -> dict[str, str]:
+def kernels(device: str) -> dict[str, str]:
     """One probe per dispatching library, on fixed inputs: a failing job names its library."""
     import numba
     import torch
@@ -161,23 +181,33 @@ def kernels() -> dict[str, str]:
     }
 
 
-JOBS: dict[str, Callable[[], str | dict[str, str]]] = {
+Job = Callable[[str], str | dict[str, str]]
+JOBS: dict[str, Job] = {
     "kernels": kernels, "autoencoder": autoencoder, "kmeans": kmeans, "n2d": n2d,
     "tagger": tagger, "tagger_deep": tagger_deep,
 }
+# On a GPU: no CPU kernel probes; the deep clustering methods, cheap there, join.
+GPU_JOBS: dict[str, Job] = {
+    **{k: v for k, v in JOBS.items() if k != "kernels"}, "dec": dec, "idec": idec, "dcn": dcn,
+}
 
 
-def run(names: list[str] | None = None) -> dict[str, str]:
+def run(names: list[str] | None = None, device: str = "cpu") -> dict[str, str]:
     """sha256 per job; the kernels job gives one per library (``kernels.<library>``).
 
     Runs as a pipeline job does: params.yaml's thread count, deterministic kernels."""
     from pipeline.seeding import deterministic_torch, set_threads
 
+    jobs = GPU_JOBS if device.startswith("cuda") else JOBS
+    unknown = sorted(set(names or []) - set(jobs))
+    if unknown:
+        raise ValueError(f"golden: no job {', '.join(unknown)} on {device}; "
+                         f"jobs: {', '.join(jobs)}")
     set_threads(load()["threads"])
     deterministic_torch()
     out: dict[str, str] = {}
-    for name in names or JOBS:
-        result = JOBS[name]()
+    for name in names or jobs:
+        result = jobs[name](device)
         if isinstance(result, dict):
             out.update({f"{name}.{k}": h for k, h in result.items()})
         else:

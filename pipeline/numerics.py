@@ -248,4 +248,17 @@ def explain(recorded: dict[str, str], here: dict[str, str]) -> list[str]:
         causes.append(f"the run was made in {get(recorded, 'numerics.mode')} numeric mode on "
                       f"{get(recorded, 'env.cpu')!r}, the re-run is on {get(here, 'env.cpu')!r}: "
                       "outside portable mode, bits hold only on the same CPU")
+    devices = get(recorded, "env.device"), get(here, "env.device")
+    if any(d.startswith("cuda") for d in devices):
+        moved = [f"{what} {get(recorded, key)!r} in the run, {get(here, key)!r} in the re-run"
+                 for key, what in GPU_KEY if get(recorded, key) != get(here, key)]
+        if moved:
+            causes.append(f"the run was made on {devices[0]}, the re-run on {devices[1]}; on "
+                          "CUDA, bits hold only on the same GPU model, driver, CUDA, cuDNN and "
+                          "torch: " + ", ".join(moved))
     return causes
+
+
+# The fingerprint tags (seeding.fingerprint) that CUDA results are bit-identical across.
+GPU_KEY = (("env.gpu", "GPU"), ("env.gpu_driver", "driver"), ("env.cuda", "CUDA"),
+           ("env.cudnn", "cuDNN"), ("env.torch", "torch"))

@@ -31,11 +31,33 @@ def deterministic_torch() -> None:
     The flag is set on torch's eager core directly: ``torch.use_deterministic_algorithms``
     also imports the inductor compiler to set its copy of the flag, 1 s in every job, and
     nothing here compiles.
+
+    On CUDA, TF32 is off for matrix products and cuDNN (convolutions, LSTMs): deterministic
+    either way, but TF32 rounds inputs to 10 mantissa bits, and the recipes are fp32.
     """
     torch._C._set_deterministic_algorithms(True)
     torch.utils.deterministic.fill_uninitialized_memory = False
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
+NO_DETERMINISTIC_KERNEL = " does not have a deterministic implementation"
+
+
+def nondeterministic_op(error: RuntimeError) -> str | None:
+    """The one-line refusal for torch's error on an op without a deterministic kernel (on
+    CUDA: index_add with some dtypes, some pooling backwards...), naming the op and the
+    setting; None for any other error."""
+    message = str(error)
+    if NO_DETERMINISTIC_KERNEL not in message:
+        return None
+    op = message.split(NO_DETERMINISTIC_KERNEL)[0].strip()
+    return (f"{op} has no deterministic kernel on this device, and every job runs with "
+            "torch.use_deterministic_algorithms(True) so that a rerun gives the same bytes: run "
+            "this job with `device: cpu` (params.yaml), where it is deterministic, or replace "
+            "the op (docs/reproduce.md, 'GPU')")
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -79,7 +101,29 @@ def determinism_flags() -> dict[str, str]:
         "cudnn.benchmark": str(torch.backends.cudnn.benchmark),
         "CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG", ""),
         "torch.num_threads": str(torch.get_num_threads()),
+        "fill_uninitialized_memory": str(torch.utils.deterministic.fill_uninitialized_memory),
+        "cuda.matmul.allow_tf32": str(torch.backends.cuda.matmul.allow_tf32),
+        "cudnn.allow_tf32": str(torch.backends.cudnn.allow_tf32),
     }
+
+
+def gpu_driver() -> str:
+    """The NVIDIA driver's version (torch does not report it), or "unknown"."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.splitlines()[0].strip() if out.strip() else "unknown"
+
+
+def gpu_key(device: torch.device) -> str:
+    """What CUDA results are bit-identical across: GPU model, driver, CUDA, cuDNN, torch."""
+    return (f"{torch.cuda.get_device_name(device)} | driver {gpu_driver()} | "
+            f"CUDA {torch.version.cuda} | cuDNN {torch.backends.cudnn.version()} | "
+            f"torch {torch.__version__}")
 
 
 def _cpu_model() -> str:
@@ -120,6 +164,7 @@ def fingerprint(device: torch.device) -> dict[str, str]:
         "cudnn": str(torch.backends.cudnn.version()),
         "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else "none",
+        "gpu_driver": gpu_driver() if device.type == "cuda" else "none",
     }
     fp.update({f"lib.{k}": v for k, v in library_versions().items()})
     return fp

@@ -32,10 +32,12 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in drop}
 
 
-def golden(env: dict[str, str], *jobs: str) -> subprocess.Popen:
+def golden(env: dict[str, str], *jobs: str, device: str = "cpu") -> subprocess.Popen:
+    """``python -m pipeline golden`` in a fresh process (all jobs when none is named)."""
     args = [a for job in jobs for a in ("--job", job)]
-    return subprocess.Popen([sys.executable, "-m", "pipeline", "golden", *args], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "pipeline", "golden", "--device", device,
+                             *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
 
 
 def result(proc: subprocess.Popen) -> dict[str, str]:

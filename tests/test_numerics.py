@@ -97,6 +97,19 @@ def test_explain_names_mode_capability_and_library_version():
     assert any("native numeric mode on 'AMD EPYC'" in c for c in causes)
 
 
+def test_explain_names_the_gpu_difference_of_a_cuda_run_re_run_elsewhere():
+    cuda = {**RUN, "env.device": "cuda", "env.gpu": "NVIDIA H200", "env.gpu_driver": "580.1",
+            "env.cuda": "13.0", "env.cudnn": "91900", "env.torch": "2.11.0+cu130"}
+    on_cpu = {**RUN, "env.device": "cpu", "env.gpu": "none", "env.gpu_driver": "none",
+              "env.cuda": "None", "env.cudnn": "None", "env.torch": "2.11.0+cu130"}
+    [cause] = numerics.explain(cuda, on_cpu)
+    assert cause.startswith("the run was made on cuda, the re-run on cpu")
+    assert "GPU 'NVIDIA H200' in the run, 'none' in the re-run" in cause
+    assert "cuDNN '91900' in the run, 'None' in the re-run" in cause
+    assert "torch" not in cause.split(": ", 1)[1]  # the same torch: not named
+    assert numerics.explain(cuda, {**cuda, "env.cpu": "AMD EPYC"}) == []
+
+
 def test_replicate_reruns_with_the_numeric_settings_the_run_recorded():
     """A native run re-run from a portable shell must not inherit this shell's pins."""
     from pipeline.replicate import rerun_env
