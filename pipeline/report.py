@@ -461,7 +461,8 @@ def csv(tables: list[Table]) -> str:
     long = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     front = ["task", "dataset", "model", "seed"]
     cols = front + [c for c in long.columns if c not in front]
-    return long[cols].to_csv(index=False, float_format="%.6f")
+    # full precision (shortest round-trip repr): the figures show exactly these numbers
+    return long[cols].to_csv(index=False)
 
 
 def run() -> None:

@@ -20,12 +20,11 @@ import shutil
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 from projects import sh
 from synthetic_results import synthesise
-from test_report import assert_figure_shows_csv
+from test_report import assert_figure_shows_csv, read_csv
 
 from pipeline import config, report, workflow
 from tests import chromium
@@ -78,7 +77,7 @@ def test_the_report_in_a_browser(run_dir, browser, request, tmp_path):
 
     reports = run_dir / workflow.path("report")
     entries = json.loads((reports / "results.json").read_text())
-    frame = pd.read_csv(reports / "results.csv")
+    frame = read_csv(reports / "results.csv")
     browser.get((reports / "results.html").as_uri())
 
     sections = browser.find_elements(By.TAG_NAME, "section")
@@ -137,7 +136,7 @@ def test_every_number_in_the_real_runs_figures_is_in_results_csv(project):
     figure drawn from it shows exactly those (what the page embeds is checked above)."""
     reports = project / workflow.path("report")
     entries = json.loads((reports / "results.json").read_text())
-    frame = pd.read_csv(reports / "results.csv")
+    frame = read_csv(reports / "results.csv")
     for entry in entries:
         rows = frame[(frame["task"] == entry["task"]) & (frame["dataset"] == entry["dataset"])]
         assert [m["model"] for m in entry["models"]] == list(dict.fromkeys(rows["model"]))
