@@ -169,7 +169,8 @@ def headline(entry: dict[str, Any]) -> str:
         return text + "."
     pairs = ordered_pairs(entry)
     above = sum(pairs[best["model"], o["model"]]["significant"] for o in others)
-    return (f"{text}; significantly above {above} of the {len(others)} other models "
+    models = "model" if len(others) == 1 else "models"
+    return (f"{text}; significantly above {above} of the {len(others)} other {models} "
             f"(paired over seeds). {seed_floor(best['n'], 1 - entry['confidence'])}").strip()
 
 
