@@ -29,10 +29,10 @@ LONG := slow or browser or cluster
 
 test: install-test
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/ruff check .
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -m "not gpu and not ($(LONG))" -p no:cacheprovider --durations=10
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -m "not ($(LONG))" -p no:cacheprovider --durations=10
 
 test-e2e: install-test
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -m "not gpu and ($(LONG))" -p no:cacheprovider --durations=30
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -m "$(LONG)" -p no:cacheprovider --durations=30
 
 lint:
 	$(BIN)/ruff check .

@@ -100,7 +100,10 @@ if golden and torch.cuda.is_available():
 EOF
 
 SECONDS=0
-$py -m pytest -p no:cacheprovider -m gpu tests/test_golden_gpu.py -rs 2>&1 | tail -n 15 \
+# Plugins of a GPU image (pytest-benchmark, ...) may import numpy before the conftest sets up
+# the numeric mode, which it refuses: the test needs none of them.
+PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $py -m pytest -p no:cacheprovider -m gpu \
+  tests/test_golden_gpu.py -rs 2>&1 | tail -n 15 \
   | tee "$out/pytest-gpu.txt"
 echo "gpu test: ${SECONDS} s"
 [ "$device" = cuda ] && $py benchmarks/bench_gpu.py --epochs 2 2>&1 | tee "$out/bench.txt"
