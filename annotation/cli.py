@@ -99,7 +99,12 @@ def cmd_push(args: argparse.Namespace) -> int:
     cfg = settings(args)
     _, entry = export_entry(cfg, args.export)
     push = get(cfg, "annotation.push")
+    if args.strategy and args.clusters:
+        raise ConfigError("push: --clusters orders by given clusters, --strategy by the model; "
+                          "pick one (--strategy cluster clusters the model's embeddings)")
     tasks = corpus.read_corpus(args.corpus, args.format or corpus.guess_format(args.corpus))
+    if args.strategy:
+        return push_ranked(args, cfg, entry["project"], tasks)
     order = list(range(len(tasks)))
     if args.clusters:
         order = corpus.stratified_order(corpus.read_clusters(args.clusters, len(tasks)),
@@ -124,6 +129,60 @@ def cmd_push(args: argparse.Namespace) -> int:
     emit({"project": entry["project"], "corpus": str(args.corpus), "texts": len(tasks),
           "selected": len(order), "already_in_project": len(order) - len(chosen),
           "imported": len(ids), "with_predictions": bool(args.model)})
+    return 0
+
+
+def push_ranked(args: argparse.Namespace, cfg: Mapping[str, Any], title: str,
+                tasks: list[dict[str, Any]]) -> int:
+    """``push --strategy``: rank the texts not yet in the project (pipeline.active_learning),
+    import the ``--sample`` most informative in rank order, each prediction scored with the
+    model's confidence, and set the project's queue to serve them first: "Uncertainty
+    sampling" on this model's predictions for strategies that rank by confidence, else
+    "Sequential sampling" (import order). One MLflow run (experiment ``annotation``)
+    records the strategy, the model's run id, the pool's sha256 and the ranking."""
+    from annotation import corpus
+    from pipeline.active_learning import BY_CONFIDENCE, needs
+    from pipeline.config import flatten
+    from pipeline.io import sha256_file
+    from pipeline.tracking import job_run
+
+    push, query = get(cfg, "annotation.push"), get(cfg, "active_learning.query")
+    if needs(args.strategy, query)["model"] and not args.model:
+        raise ConfigError(f"push --strategy {args.strategy} needs a trained tagger: --model")
+    ls = client(cfg)
+    project_id = ls.project_id(title)
+    fresh = corpus.new_tasks(tasks, ls.task_texts(project_id))
+    n = len(fresh) if args.sample is None else min(args.sample, len(fresh))
+    version = corpus.model_version(args.model) if args.model else None
+    sampling = "Uncertainty sampling" if args.strategy in BY_CONFIDENCE else "Sequential sampling"
+    seed = int(push["sample_seed"])
+    params = {"strategy": args.strategy, "sample": str(n), "model_run_id": str(version),
+              "pool": str(args.corpus), "pool_sha256": sha256_file(args.corpus),
+              "project": title, "sampling": sampling,
+              **flatten(query, "active_learning.query")}
+    inputs = [str(args.corpus), *([str(args.model)] if args.model else [])]
+    with job_run("annotation", f"push/{args.strategy}", "push", params, seed, inputs, cfg,
+                 "cpu", {"project_id": str(project_id)}) as run:
+        order, confidence = corpus.rank_tasks(args.model, fresh, args.strategy, seed, query, n)
+        chosen = [fresh[i] for i in order[:n]]
+        payload: list[dict[str, Any]] = [{"data": data} for data in chosen]
+        if args.model and chosen:
+            preds = corpus.predictions(args.model, chosen, get(cfg, "annotation.labels"),
+                                       get(cfg, "annotation.interface"),
+                                       int(push["predict_batch"]))
+            payload = [{"data": data, "predictions": [pred | {"score": float(confidence[i])}]}
+                       for data, pred, i in zip(chosen, preds, order[:n], strict=True)]
+        ids = ls.import_tasks(project_id, payload, int(push["import_batch"]))
+        ls.set_queue(project_id, sampling, version)
+        ranking = [{"rank": r + 1, "id": corpus.task_id(fresh[i]),
+                    "confidence": None if confidence[i] != confidence[i] else float(confidence[i]),
+                    "imported": r < n} for r, i in enumerate(order)]
+        run.log_text(json.dumps(ranking, indent=1), "push/ranking.json")
+        run.log_metrics({"imported": len(ids), "pool_new": len(fresh)})
+    emit({"project": title, "corpus": str(args.corpus), "texts": len(tasks),
+          "strategy": args.strategy, "already_in_project": len(tasks) - len(fresh),
+          "imported": len(ids), "with_predictions": bool(args.model), "sampling": sampling,
+          "model_version": version, "mlflow_run": run.run_id})
     return 0
 
 
@@ -245,7 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
                                            "pre-annotations (model_version from run.json)")
             p.add_argument("--clusters", help="one cluster id per text: push in an order "
                                               "that visits every cluster in turn")
-            p.add_argument("--sample", type=int, help="push only the first N (after --clusters)")
+            p.add_argument("--strategy", help="rank the texts not yet in the project by this "
+                           "query strategy (random, least_confidence, mnlp, token_entropy, bald, "
+                           "cluster, mnlp_diverse; all but random need --model) and push the "
+                           "most informative first")
+            p.add_argument("--sample", type=int, help="push only the first N (after "
+                                                             "--clusters or --strategy)")
         if name == "export":
             p.add_argument("--out", help="instead of the entry's snapshot path")
         if name == "agreement":

@@ -143,6 +143,14 @@ class Client:
                       **changed)
         return project.id, "updated" if changed else "unchanged"
 
+    def set_queue(self, project_id: int, sampling: str, model_version: str | None) -> None:
+        """How the server picks each annotator's next task ("Sequential sampling" or
+        "Uncertainty sampling": lowest score first among predictions of ``model_version``)."""
+        fields = {"sampling": sampling, **({"model_version": model_version}
+                                            if model_version else {})}
+        self.call(f"set the task queue of project {project_id}", self.sdk.projects.update,
+                  id=project_id, **fields)
+
     def _tasks_by_text(self, project_id: int) -> dict[str, int]:
         tasks = self.sdk.tasks.list(project=project_id, page_size=1000)
         return {t.data["text"]: t.id for t in tasks

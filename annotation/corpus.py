@@ -6,6 +6,7 @@ exactly the tokens the model saw), plus ``data.sent_id`` when the corpus has ids
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -104,6 +105,41 @@ def model_version(bundle: str | os.PathLike) -> str:
                          f"{exc}") from exc
 
 
+def task_id(task: Mapping[str, Any]) -> str:
+    """A task's stable id: its ``sent_id``, else a hash of its text (ranking ties, records)."""
+    if task.get("sent_id"):
+        return str(task["sent_id"])
+    return "text-" + hashlib.sha256(task["text"].encode("utf-8")).hexdigest()[:16]
+
+
+def as_sentences(tasks: Sequence[Mapping[str, Any]]) -> list[Sentence]:
+    """The tokens a tagger sees for each task (tags are placeholders)."""
+    return [Sentence(task_id(t), [t["text"][s:e] for s, e in t["token_spans"]],
+                     ["O"] * len(t["token_spans"])) for t in tasks]
+
+
+def new_tasks(tasks: Sequence[dict[str, Any]], existing: set[str]) -> list[dict[str, Any]]:
+    """The tasks whose text is not in the project yet, each text once, in corpus order."""
+    seen, out = set(existing), []
+    for task in tasks:
+        if task["text"] not in seen:
+            seen.add(task["text"])
+            out.append(task)
+    return out
+
+
+def rank_tasks(bundle_path: str | os.PathLike | None, tasks: Sequence[Mapping[str, Any]],
+               strategy: str, seed: int, settings: Mapping[str, Any], n: int
+               ) -> tuple[list[int], Any]:
+    """Task indices, most informative first by ``strategy`` (pipeline.active_learning), and
+    the model's confidence in each (NaN without a model)."""
+    from pipeline.active_learning import rank_pool
+    from pipeline.train.tagging import load_bundle
+
+    bundle = load_bundle(bundle_path) if bundle_path else None
+    return rank_pool(strategy, bundle, as_sentences(tasks), seed, settings, batch=n)
+
+
 def predictions(bundle_path: str | os.PathLike, tasks: Sequence[Mapping[str, Any]],
                 labels: Sequence[str], interface: Mapping[str, Any],
                 batch_size: int) -> list[dict[str, Any]]:
@@ -112,9 +148,7 @@ def predictions(bundle_path: str | os.PathLike, tasks: Sequence[Mapping[str, Any
 
     version = model_version(bundle_path)
     bundle = load_bundle(bundle_path)
-    sentences = [Sentence(str(i), [t["text"][s:e] for s, e in t["token_spans"]],
-                          ["O"] * len(t["token_spans"])) for i, t in enumerate(tasks)]
-    tagged = predict(bundle, sentences, batch_size)
+    tagged = predict(bundle, as_sentences(tasks), batch_size)
     out = []
     for task, tags in zip(tasks, tagged, strict=True):
         tags = [t if t[2:] in labels else "O" for t in tags]

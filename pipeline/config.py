@@ -194,6 +194,31 @@ def validate(cfg: Mapping[str, Any], source: str) -> None:
                  "needs tagging.transfer_corpus: a corpus of tagging.corpora to start from")
         _require(base in tagging["variants"] and not tagging["variants"][base].get("transfer"),
                  where, f"{base!r} must name a variant without transfer")
+    if "active_learning" in cfg:
+        _validate_simulation(cfg["active_learning"]["simulation"], tagging, source)
+
+
+def _validate_simulation(sim: Mapping[str, Any], tagging: Mapping[str, Any], source: str) -> None:
+    """Names the active-learning simulation refers to, and its rounds' budgets."""
+    where = f"{source}: active_learning.simulation"
+    fractions = sim["fractions"]
+    _require(all(a < b for a, b in zip(fractions[:-1], fractions[1:], strict=True)),
+             f"{where}.fractions",
+             f"must increase (labelled tokens after each round), got {fractions}")
+    for corpus in sim["corpora"]:
+        _require(corpus in tagging["corpora"], f"{where}.corpora",
+                 f"{corpus!r} is not a corpus of tagging.corpora {sorted(tagging['corpora'])}")
+    successor = sim["successor"] or {}
+    for label, variant in [("tagger", sim["tagger"]),
+                           *([("successor.tagger", successor["tagger"])] if successor else [])]:
+        _require(not sim["corpora"] or variant in tagging["variants"], f"{where}.{label}",
+                 f"{variant!r} has no block under tagging.variants")
+    if successor:
+        _require(successor["strategy"] in sim["strategies"] and "random" in sim["strategies"],
+                 f"{where}.successor", f"compares {successor['strategy']!r} with random: "
+                 "both must be in strategies")
+        _require(max(successor["rounds"]) < len(fractions), f"{where}.successor.rounds",
+                 f"rounds count from 1 (0 is the shared seed set) to {len(fractions) - 1}")
 
 
 def write_resolved(cfg: Mapping[str, Any], directory: str | os.PathLike = ".pipeline") -> Path:
