@@ -35,6 +35,8 @@ def main() -> None:
     ap.add_argument("--variant", default="bilstm_cnn_crf")
     ap.add_argument("--batches", type=int, default=0, help="time this many batches (0: all)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: the job's)")
+    ap.add_argument("--profile", action="store_true",
+                    help="also print torch.profiler's top operations of training and inference")
     args = ap.parse_args()
 
     cfg = config.load(args.params, overlays=[args.overlay] if args.overlay else [])
@@ -67,6 +69,17 @@ def main() -> None:
     print(f"inference:   {rate:.0f} sentences/s on {len(dev)} dev sentences")
     print(f"LSTM kernel: {lstm_gflops(bundle.model.lstm, hp['batch_size']):.0f} GFLOP/s "
           f"(first BiLSTM layer, batch {hp['batch_size']} x 25 tokens, forward + backward)")
+    if args.profile:
+        from torch.profiler import profile
+
+        with profile() as prof:
+            T.train_epoch(bundle.model, data, batches[:50], optimizer, singletons, hp)
+        print("training, 50 batches:\n" + prof.key_averages().table(
+            sort_by="self_cpu_time_total", row_limit=25))
+        with profile() as prof:
+            T.predict(bundle, dev, hp["eval_batch_size"])
+        print("inference, EWT dev:\n" + prof.key_averages().table(
+            sort_by="self_cpu_time_total", row_limit=25))
 
 
 def lstm_gflops(lstm: torch.nn.LSTM, batch: int, length: int = 25, repeat: int = 20) -> float:

@@ -246,3 +246,24 @@ def test_transfer_starts_from_the_source_models_lower_layers():
     with pytest.raises(ValueError, match=r"transfer: the source model differs in \['hidden'\]"):
         T.train_tagger(ner, ner[:4], "iob2", {**still, "hidden": 4}, 1, torch.device("cpu"),
                        no_log, init_from=pos)
+
+
+def test_fused_adam_is_adams_update_in_one_pass():
+    """adam_fused (the fast variant's) is PyTorch's fused kernel for the same Adam: after
+    steps from the same start, the weights agree with plain Adam's to rounding."""
+    torch.manual_seed(0)
+    start = torch.nn.Linear(30, 20)
+    weights = {}
+    for optimizer in ("adam", "adam_fused"):
+        model = torch.nn.Linear(30, 20)
+        model.load_state_dict(start.state_dict())
+        opt = T.make_optimizer(model.parameters(), {"optimizer": optimizer, "lr": 0.01})
+        for step in range(5):
+            x = torch.randn(8, 30, generator=torch.Generator().manual_seed(step))
+            opt.zero_grad()
+            model(x).pow(2).sum().backward()
+            opt.step()
+        weights[optimizer] = model.weight.detach()
+    assert opt.defaults["fused"] is True
+    assert not torch.equal(weights["adam"], start.weight)
+    torch.testing.assert_close(weights["adam_fused"], weights["adam"], rtol=1e-5, atol=1e-6)
