@@ -37,7 +37,8 @@ JOB = PY + " --log {log}"  # a stage, its output also written to the rule's log
 
 def outputs(kind):
     """A stage's output files, as wildcard patterns; suffix-less names are directories."""
-    names = {"name", "group", "key", "file", "dataset", "corpus", "model", "seed"}
+    names = {"name", "group", "key", "file", "dataset", "corpus", "model", "seed", "strategy",
+             "round"}
     files = wf.files(kind, **{n: "{" + n + "}" for n in names})
     return [f if "." in os.path.basename(f) else directory(f) for f in files]
 
@@ -56,7 +57,8 @@ def resources(rule):
     minutes), and a GPU for training jobs when `device` asks for CUDA. Results do not
     depend on these: threads and numeric mode are set by the job itself."""
     spec = {**config["resources"]["default"], **config["resources"].get(rule, {})}
-    if rule in {"pretrain_autoencoder", "train_clustering", "train_tagger"}:
+    if rule in {"pretrain_autoencoder", "train_clustering", "train_tagger", "al_round",
+                "al_successor"}:
         spec["gpu"] = int(config["device"] == "cuda")
     return spec
 
@@ -67,6 +69,8 @@ wildcard_constraints:
     corpus=r"[A-Za-z0-9_\-]+",
     model=r"[A-Za-z0-9_\-]+",
     name=r"[A-Za-z0-9_\-]+",
+    strategy=r"[A-Za-z0-9_]+",
+    round=r"\d+",
 
 
 # Every evaluation job: its kind of result and wildcards.
@@ -75,6 +79,7 @@ RESULT_JOBS = [
       for dataset in DATASETS for model in CLUSTERING_MODELS for seed in SEEDS],
     *[("tagging_result", {"corpus": corpus, "model": model, "seed": seed})
       for corpus in CORPORA for model in wf.tagging_models(config, corpus) for seed in SEEDS],
+    *wf.al_jobs(config),  # the active-learning simulation: none unless an overlay asks
 ]
 RESULTS = [wf.path(kind, **w) + "/metrics.json" for kind, w in RESULT_JOBS]
 # The report reads an evaluation's metrics, run ids and figures: it depends on all its
@@ -88,7 +93,7 @@ REPORTED = [f for kind, w in RESULT_JOBS for f in wf.files(kind, **w)]
 rule all:
     input:
         RESULTS,
-        expand(wf.PATHS["report"] + "/{file}", file=wf.FILES["report"]),
+        expand(wf.PATHS["report"] + "/{file}", file=wf.report_files(config)),
 
 
 onstart:
@@ -262,6 +267,44 @@ rule evaluate_tagger:
         " --seed {wildcards.seed}"
 
 
+rule al_round:
+    threads: config["threads"]
+    log:
+        log("al_round"),
+    resources:
+        **resources("al_round"),
+    input:
+        lambda w: wf.al_round_inputs(w.corpus, w.strategy, w.seed, w.round),
+        wf.code("al_round"),
+    output:
+        outputs("al_round"),
+    params:
+        stage_params("al_round"),
+    shell:
+        f"{JOB} al-round --corpus {{wildcards.corpus}} --strategy {{wildcards.strategy}}"
+        " --seed {wildcards.seed} --round {wildcards.round}"
+
+
+rule al_successor:
+    threads: config["threads"]
+    log:
+        log("al_successor"),
+    resources:
+        **resources("al_successor"),
+    input:
+        wf.files("prepared_tagging", corpus="{corpus}"),
+        wf.path("al_round", corpus="{corpus}", strategy="{strategy}", seed="{seed}",
+                round="{round}") + "/selection.json",
+        wf.code("al_successor"),
+    output:
+        outputs("al_successor"),
+    params:
+        stage_params("al_successor"),
+    shell:
+        f"{JOB} al-successor --corpus {{wildcards.corpus}} --strategy {{wildcards.strategy}}"
+        " --seed {wildcards.seed} --round {wildcards.round} --model {wildcards.model}"
+
+
 rule report:
     log:
         log("report"),
@@ -271,7 +314,7 @@ rule report:
         REPORTED,
         wf.code("report"),
     output:
-        expand(wf.PATHS["report"] + "/{file}", file=wf.FILES["report"]),
+        expand(wf.PATHS["report"] + "/{file}", file=wf.report_files(config)),
     params:
         stage_params("report"),
     shell:

@@ -29,6 +29,10 @@ def _parser() -> argparse.ArgumentParser:
     stage("evaluate-clustering", "ACC/NMI/ARI and figures", "dataset", "model", "seed")
     stage("train-tagger", "train one tagger variant", "corpus", "model", "seed")
     stage("evaluate-tagger", "accuracy, entity P/R/F1, predictions", "corpus", "model", "seed")
+    stage("al-round", "one active-learning round: select, oracle labels, train, evaluate",
+          "corpus", "strategy", "seed", "round")
+    stage("al-successor", "another tagger on an active-learning round's selection",
+          "corpus", "strategy", "seed", "round", "model")
     stage("report", "results across seeds -> reports/")
     sub.add_parser("init-tracking", help="create the MLflow store and experiments")
     sub.add_parser("reap-runs", help="mark runs of killed jobs FAILED")
@@ -135,6 +139,14 @@ def _run(args: argparse.Namespace) -> int:
             tagging.train(args.corpus, args.model, args.seed)
         else:
             tagging.evaluate(args.corpus, args.model, args.seed)
+    elif cmd in ("al-round", "al-successor"):
+        from pipeline.stages import active_learning
+
+        if cmd == "al-round":
+            active_learning.run_round(args.corpus, args.strategy, args.seed, int(args.round))
+        else:
+            active_learning.run_successor(args.corpus, args.strategy, args.seed,
+                                          int(args.round), args.model)
     elif cmd == "report":
         from pipeline import report
 

@@ -31,7 +31,8 @@ STAGE_OF_RULE = {  # in the Snakefile's order, which dvc.yaml follows
     "export": "export", "fetch": "fetch", "prepare_clustering": "prepare_clustering",
     "prepare_tagging": "prepare_tagging", "pretrain_autoencoder": "pretrain",
     "train_clustering": "train_clustering", "evaluate_clustering": "evaluate_clustering",
-    "train_tagger": "train_tagger", "evaluate_tagger": "evaluate_tagger", "report": "report",
+    "train_tagger": "train_tagger", "evaluate_tagger": "evaluate_tagger",
+    "al_round": "al_round", "al_successor": "al_successor", "report": "report",
 }
 
 

@@ -137,6 +137,42 @@ def tagger_deep(device: str) -> str:
     return _tagger("deep", 2, device)
 
 
+def active_learning(device: str) -> str:
+    """Three rounds of the active-learning simulation (pipeline.stages.active_learning.choose)
+    on 250 EWT sentences with the char-CNN BiLSTM-CRF (CRF scores and marginals), one
+    epoch each: a random seed set, then BALD (seeded MC dropout), then MNLP spread over
+    k-means clusters; the selections, the last weights and their predictions."""
+    import math
+
+    import torch
+
+    from pipeline.data.conllu import read_conllu
+    from pipeline.stages.active_learning import choose, labelled_split
+    from pipeline.stages.tagging import hyperparameters
+    from pipeline.train.tagging import predict, train_tagger
+
+    cfg = load()
+    sentences = list(itertools.islice(read_conllu(EWT_DEV), 300))
+    pool, test = sentences[:250], sentences[250:]
+    hp = {**hyperparameters(cfg, "ewt_pos_dev", "bilstm_cnn_crf"), "max_epochs": 1}
+    total = sum(len(s.tokens) for s in pool)
+    index = {s.id: i for i, s in enumerate(pool)}
+    labelled: list[str] = []
+    bundle = None
+    for strategy, share in (("random", 0.1), ("bald", 0.2), ("mnlp_diverse", 0.3)):
+        chosen = choose(strategy, bundle, pool, labelled, math.ceil(share * total),
+                        GOLDEN_SEED, cfg["active_learning"]["query"])
+        labelled += [c["id"] for c in chosen]
+        train, dev = labelled_split([pool[index[i]] for i in labelled],
+                                    cfg["tagging"]["split"]["dev"])
+        bundle, _ = train_tagger(train, dev, "tags", hp, GOLDEN_SEED, torch.device(device),
+                                 _no_log)
+    tags = {t: i for i, t in enumerate(bundle.tags)}
+    predicted = np.array([tags[t] for s in predict(bundle, test, 64) for t in s], dtype=np.int64)
+    return digest({**bundle.model.state_dict(), "predicted": predicted,
+                   "selected": np.array([index[i] for i in labelled], dtype=np.int64)})
+
+
 def kernels(device: str) -> dict[str, str]:
     """One probe per dispatching library, on fixed inputs: a failing job names its library."""
     import numba
@@ -185,6 +221,7 @@ Job = Callable[[str], str | dict[str, str]]
 JOBS: dict[str, Job] = {
     "kernels": kernels, "autoencoder": autoencoder, "kmeans": kmeans, "n2d": n2d,
     "tagger": tagger, "tagger_deep": tagger_deep,
+    "active_learning": active_learning,
 }
 # On a GPU: no CPU kernel probes; the deep clustering methods, cheap there, join.
 GPU_JOBS: dict[str, Job] = {

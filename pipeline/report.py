@@ -20,6 +20,7 @@ import io
 import itertools
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from pipeline import workflow
-from pipeline.io import write_json, write_text
+from pipeline.io import write_bytes, write_json, write_text
 from pipeline.seeding import numpy_rng
 from pipeline.stages.common import load_config
 
@@ -58,8 +59,9 @@ def collect(cfg: dict[str, Any]) -> list[Table]:
                              dataset=dataset))
     tagging = cfg.get("tagging", {})
     for corpus in tagging.get("corpora", {}):
-        tables.append(_table("tagging", corpus, cfg["seeds"],
-                             workflow.tagging_models(cfg, corpus), corpus=corpus))
+        models = workflow.tagging_models(cfg, corpus)
+        if models:  # a profile may train none (the active-learning simulation's own jobs)
+            tables.append(_table("tagging", corpus, cfg["seeds"], models, corpus=corpus))
     return tables
 
 
@@ -267,7 +269,9 @@ def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(r) + " |" for r in rows)]
 
 
-def markdown(tables: list[Table], entries: list[dict[str, Any]], cfg: dict[str, Any]) -> str:
+def markdown(tables: list[Table], entries: list[dict[str, Any]], cfg: dict[str, Any],
+             curves: Sequence[dict[str, Any]] = ()) -> str:
+    """``curves``: the active-learning simulation's entries (pipeline.learning_curves)."""
     rc = cfg["report"]
     lines = ["# Results", "",
              f"Mean ± sample standard deviation over seeds {cfg['seeds']}; [min, max]; "
@@ -288,6 +292,11 @@ def markdown(tables: list[Table], entries: list[dict[str, Any]], cfg: dict[str, 
                              [[r["model"], str(r["seed"]), *(f"{r[m]:.4f}" for m in metrics),
                                f"`{replicate_command(r)}`"]
                               for r in table.frame.to_dict("records")]), ""]
+    if curves:
+        from pipeline import learning_curves
+
+        for entry in curves:
+            lines += learning_curves.markdown(entry)
     return "\n".join(lines) + "\n"
 
 
@@ -436,14 +445,20 @@ def _html_section(table: Table, entry: dict[str, Any], sid: str, confidence: flo
     return "\n".join(out) + "\n"
 
 
-def html_report(tables: list[Table], entries: list[dict[str, Any]], cfg: dict[str, Any]) -> str:
-    """One self-contained page: a contents list, then a section per dataset or corpus."""
+def html_report(tables: list[Table], entries: list[dict[str, Any]], cfg: dict[str, Any],
+                curves: Sequence[tuple[dict[str, Any], bytes]] = ()) -> str:
+    """One self-contained page: a contents list, then a section per dataset or corpus, then
+    the active-learning simulation's (``curves``: entries and their figures)."""
+    from pipeline import learning_curves
     conf = cfg["report"]["confidence"]
     sids = [_slug(f"s{i}", t.task, t.dataset) for i, t in enumerate(tables)]
     contents = "".join(
         f"<li><a href='#{sid}'>{_e(_title(t))}</a>: {len(e['models'])} models x "
         f"{len(cfg['seeds'])} seeds, {_e(e['metric'])}</li>"
-        for t, e, sid in zip(tables, entries, sids, strict=True))
+        for t, e, sid in zip(tables, entries, sids, strict=True)) + "".join(
+        f"<li><a href='#{_slug('al', e['dataset'])}'>Active learning: {_e(e['dataset'])}</a>: "
+        f"{len(e['strategies'])} strategies x {len(cfg['seeds'])} seeds, {_e(e['metric'])}</li>"
+        for e, _ in curves)
     body = (f"<h1>Results</h1><p>Seeds {_e(cfg['seeds'])}. Each section opens with its main "
             f"metric per model (every seed a point, the mean and its {_percent(conf)} "
             "t-interval), then the mean ± sample standard deviation of every metric, the paired "
@@ -452,26 +467,36 @@ def html_report(tables: list[Table], entries: list[dict[str, Any]], cfg: dict[st
             "metrics and bytes.</p>"
             f"<nav><h2>Contents</h2><ol>{contents}</ol></nav>\n"
             + "".join(_html_section(t, e, sid, conf)
-                      for t, e, sid in zip(tables, entries, sids, strict=True)))
+                      for t, e, sid in zip(tables, entries, sids, strict=True))
+            + "".join(learning_curves.html(e, image) for e, image in curves))
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Results</title>"
             f"<style>{STYLE}</style></head><body>\n{body}</body></html>\n")
 
 
 def csv(tables: list[Table]) -> str:
     frames = [t.frame.assign(task=t.task, dataset=t.dataset) for t in tables]
-    long = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     front = ["task", "dataset", "model", "seed"]
+    if not frames:
+        return ",".join(front) + "\n"
+    long = pd.concat(frames, ignore_index=True)
     cols = front + [c for c in long.columns if c not in front]
     # full precision (shortest round-trip repr): the figures show exactly these numbers
     return long[cols].to_csv(index=False)
 
 
 def run() -> None:
+    from pipeline import learning_curves
+
     cfg = load_config()
     tables = collect(cfg)
     entries = [analyse(t, cfg["report"]) for t in tables]
+    curves = learning_curves.entries(cfg)
+    images = [png(learning_curves.figure(e)) for e in curves]
     out = Path(workflow.path("report"))
+    for entry, image in zip(curves, images, strict=True):
+        write_bytes(out / workflow.AL_FIGURE.format(corpus=entry["dataset"]), image)
     write_text(out / "results.csv", csv(tables))
-    write_json(out / "results.json", entries)
-    write_text(out / "results.html", html_report(tables, entries, cfg))
-    write_text(out / "results.md", markdown(tables, entries, cfg))
+    write_json(out / "results.json", entries + curves)
+    write_text(out / "results.html", html_report(tables, entries, cfg,
+                                                 list(zip(curves, images, strict=True))))
+    write_text(out / "results.md", markdown(tables, entries, cfg, curves))

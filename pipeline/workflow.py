@@ -26,6 +26,8 @@ PATHS = {
     "tagger": "models/tagging/{corpus}/{model}/seed{seed}",
     "clustering_result": "results/clustering/{dataset}/{model}/seed{seed}",
     "tagging_result": "results/tagging/{corpus}/{model}/seed{seed}",
+    "al_round": "active_learning/{corpus}/{strategy}/seed{seed}/round{round}",
+    "al_successor": "active_learning/{corpus}/{strategy}/seed{seed}/round{round}/successor/{model}",
     "report": "reports",
 }
 
@@ -43,8 +45,20 @@ FILES = {
     "tagger": ["model.pt", "history.json", "run.json"],
     "clustering_result": ["metrics.json", "run.json", "figures"],
     "tagging_result": ["metrics.json", "predictions.conll", "confusion.png", "run.json"],
+    "al_round": ["selection.json", "model.pt", "history.json", "metrics.json", "run.json"],
+    "al_successor": ["model.pt", "history.json", "metrics.json", "run.json"],
     "report": ["results.md", "results.csv", "results.json", "results.html"],
 }
+
+# The report's learning-curve figure of each corpus the active-learning simulation runs on.
+AL_FIGURE = "active_learning_{corpus}.png"
+
+
+def report_files(cfg: Mapping[str, Any]) -> list[str]:
+    """The report's files: FILES["report"] and a learning-curve figure per simulated corpus."""
+    corpora = cfg.get("active_learning", {}).get("simulation", {}).get("corpora", [])
+    return [*FILES["report"], *(AL_FIGURE.format(corpus=c) for c in corpora)]
+
 
 # Clustering methods that start from the shared pretrained autoencoder.
 USES_AUTOENCODER = {"ae_kmeans", "dec", "dec_da", "idec", "dcn", "n2d"}
@@ -62,6 +76,8 @@ STAGE_MODULES = {
     "evaluate_clustering": "pipeline.stages.clustering",
     "train_tagger": "pipeline.stages.tagging",
     "evaluate_tagger": "pipeline.stages.tagging",
+    "al_round": "pipeline.stages.active_learning",
+    "al_successor": "pipeline.stages.active_learning",
     "report": "pipeline.report",
 }
 PACKAGES = ("pipeline", "annotation")
@@ -150,8 +166,17 @@ def param_keys(stage: str, cfg: Mapping[str, Any], **w: Any) -> list[str]:
         return keys
     if stage == "evaluate_tagger":
         return ["threads", "numerics", "tagging.evaluation"]
+    if stage in ("al_round", "al_successor"):
+        sim = "active_learning.simulation"
+        model = w["model"] if stage == "al_successor" else get(cfg, f"{sim}.tagger")
+        own = ([f"{sim}.successor"] if stage == "al_successor" else
+               ["active_learning.query", f"{sim}.tagger", f"{sim}.fractions", f"{sim}.warm_start"])
+        return ["device", "threads", "numerics", "tagging.model", "tagging.trainer",
+                f"tagging.variants.{model}", f"tagging.corpora.{w['corpus']}", "tagging.split",
+                "tagging.evaluation", *own]
     if stage == "report":
-        return ["seeds", "report"]
+        al = cfg.get("active_learning", {}).get("simulation", {}).get("corpora")
+        return ["seeds", "report", *(["active_learning.simulation"] if al else [])]
     raise KeyError(stage)
 
 
@@ -182,6 +207,48 @@ def tagging_models(cfg: Mapping[str, Any], corpus: str) -> list[str]:
     return [m for m in tagging["models"]
             if not (tagging["variants"][m].get("transfer")
                     and corpus == tagging.get("transfer_corpus"))]
+
+
+# --- the active-learning simulation's jobs (active_learning.simulation) ---
+
+def al_previous(corpus: str, strategy: str, seed: Any, round_: Any) -> str | None:
+    """The round a round builds on (None for round 0 and the full-data line). Round 0, the
+    random seed set, is random's: every strategy starts from the same seed set and model."""
+    round_ = int(round_)
+    if round_ == 0 or strategy == "full":
+        return None
+    owner = "random" if round_ == 1 else strategy
+    return path("al_round", corpus=corpus, strategy=owner, seed=seed, round=round_ - 1)
+
+
+def al_round_inputs(corpus: str, strategy: str, seed: Any, round_: Any) -> list[str]:
+    """A round's inputs besides its code: the prepared corpus and the previous round's
+    selection and model."""
+    previous = al_previous(corpus, strategy, seed, round_)
+    own = [f"{previous}/selection.json", f"{previous}/model.pt"] if previous else []
+    return [*files("prepared_tagging", corpus=corpus), *own]
+
+
+def al_jobs(cfg: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every simulation job whose metrics the report reads: each strategy's rounds from 1
+    (round 0 once, as random's), the full-data line, and the successor check (its variant
+    on the named strategy's and on random's selections); none without simulation corpora."""
+    sim = cfg.get("active_learning", {}).get("simulation", {})
+    jobs: list[tuple[str, dict[str, Any]]] = []
+    for corpus in sim.get("corpora", []):
+        for seed in cfg["seeds"]:
+            where = {"corpus": corpus, "seed": seed}
+            jobs.append(("al_round", {**where, "strategy": "full", "round": 0}))
+            jobs.append(("al_round", {**where, "strategy": "random", "round": 0}))
+            jobs += [("al_round", {**where, "strategy": strategy, "round": r})
+                     for strategy in sim["strategies"] for r in range(1, len(sim["fractions"]))]
+            successor = sim["successor"]
+            if successor:
+                jobs += [("al_successor", {**where, "strategy": strategy, "round": r,
+                                           "model": successor["tagger"]})
+                         for strategy in dict.fromkeys([successor["strategy"], "random"])
+                         for r in successor["rounds"]]
+    return jobs
 
 
 # --- data files: local paths, or url entries fetched into data/raw ---
