@@ -183,3 +183,19 @@ def test_rank_pool_picks_by_tokens_and_needs_a_model_only_where_it_must():
         assert ((conf >= 0) & (conf <= 1)).all()
     with pytest.raises(ValueError, match="unknown query strategy"):
         al.rank_pool("smart", b, sentences, 0, SETTINGS, batch=3)
+
+
+def test_learning_curve_numbers_by_hand():
+    from pipeline import learning_curves as lc
+
+    # pool of 1000 tokens; rounds at 20, 50, 100, 200 tokens
+    points = [{"tokens": t, "score": s} for t, s in [(20, 0.5), (50, 0.7), (100, 0.8),
+                                                     (200, 0.9)]]
+    assert lc.at(points, 0.05, 1000) == pytest.approx(0.7)
+    assert lc.at(points, 0.15, 1000) == pytest.approx(0.85)  # halfway from 100 to 200
+    assert lc.at(points, 0.01, 1000) is None and lc.at(points, 0.3, 1000) is None
+    assert lc.reach(points, 0.75, 1000) == pytest.approx(0.075)  # 50 + 0.5 * 50 tokens
+    assert lc.reach(points, 0.4, 1000) == pytest.approx(0.02)  # already at the seed set
+    assert lc.reach(points, 0.95, 1000) is None
+    # trapezoids over 0.02-0.2: (0.6 * 0.03 + 0.75 * 0.05 + 0.85 * 0.1) / 0.18
+    assert lc.area(points, 1000) == pytest.approx((0.018 + 0.0375 + 0.085) / 0.18)
