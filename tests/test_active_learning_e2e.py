@@ -103,6 +103,8 @@ def test_the_profile_states_its_budgets():
     assert sim["corpora"] == ["ud_ewt", "uner_ewt_dev"] and cfg["seeds"] == [1, 2, 3]
     assert sim["fractions"][0] == 0.02 and sim["fractions"][-1] == 0.5
     assert sim["tagger"] in cfg["tagging"]["variants"] and not sim["warm_start"]
+    assert sim["successor"]["tagger"] != sim["tagger"]
+    assert [sim["fractions"][r] for r in sim["successor"]["rounds"]] == [0.1, 0.2]
     ud = cfg["tagging"]["corpora"]["ud_ewt"]
     assert "test" not in ud and ud["dev"].endswith("en_ewt-ud-dev.conllu.xz")
     assert cfg["tagging"]["models"] == []
