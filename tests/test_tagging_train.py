@@ -267,3 +267,20 @@ def test_fused_adam_is_adams_update_in_one_pass():
     assert opt.defaults["fused"] is True
     assert not torch.equal(weights["adam"], start.weight)
     torch.testing.assert_close(weights["adam_fused"], weights["adam"], rtol=1e-5, atol=1e-6)
+
+
+def test_char_cnn_at_inference_convolves_each_length_apart_to_the_same_function():
+    """Inference convolves groups of equal-length forms (no padding to the longest); the
+    training path pads all forms to one length. Same values, to rounding."""
+    from pipeline.models.tagger import CharCNN
+
+    torch.manual_seed(0)
+    cnn = CharCNN(40, 8, 6, 3, dropout=0.0)
+    lengths = [1, 1, 2, 3, 3, 3, 7, 30]  # shortest first, as make_batch orders them
+    chars = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
+    for i, n in enumerate(lengths):
+        chars[i, :n] = torch.randint(2, 40, (n,))
+    runs = ((1, 2), (2, 1), (3, 3), (7, 1), (30, 1))
+    padded = cnn.train()(chars, runs)
+    grouped = cnn.eval()(chars, runs)
+    torch.testing.assert_close(grouped, padded, rtol=1e-6, atol=1e-6)

@@ -26,7 +26,7 @@ from pipeline.data import lexical as lexical_tables
 from pipeline.data.embeddings import embedding_matrix
 from pipeline.data.sentences import Sentence
 from pipeline.evaluate.tagging import tagging_metrics
-from pipeline.io import save_torch
+from pipeline.io import BadInput, save_torch
 from pipeline.models.tagger import MODEL_KEYS, PAD, UNK, Batch, Tagger
 from pipeline.progress import progress
 from pipeline.seeding import numpy_rng, seed_everything
@@ -198,7 +198,9 @@ def make_optimizer(params, hp: Mapping[str, Any]) -> torch.optim.Optimizer:
         return torch.optim.SGD(params, lr=hp["lr"], momentum=hp["momentum"])
     if hp["optimizer"] == "adam":
         return torch.optim.Adam(params, lr=hp["lr"])
-    raise ValueError(f"optimizer must be sgd or adam, got {hp['optimizer']!r}")
+    if hp["optimizer"] == "adam_fused":  # the same update in one pass per tensor (6x faster
+        return torch.optim.Adam(params, lr=hp["lr"], fused=True)  # on the CPU); other rounding
+    raise ValueError(f"optimizer must be sgd, adam or adam_fused, got {hp['optimizer']!r}")
 
 
 class WeightAverage:
@@ -389,9 +391,15 @@ def save_bundle(path: str | os.PathLike, bundle: TaggerBundle) -> None:
 
 
 def load_bundle(path: str | os.PathLike, device: torch.device | None = None) -> TaggerBundle:
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if blob.get("format") != BUNDLE_FORMAT:
-        raise ValueError(f"{path}: not a tagger bundle of format {BUNDLE_FORMAT}")
+    """A bundle ``save_bundle`` wrote; any other file is a BadInput naming it."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise  # missing, a directory: the OS's own words name the file
+    except Exception as e:  # torch.load raises KeyError, EOFError, UnpicklingError, ...
+        raise BadInput(f"{path}: not a tagger bundle (torch.load: {type(e).__name__})") from e
+    if not isinstance(blob, dict) or blob.get("format") != BUNDLE_FORMAT:
+        raise BadInput(f"{path}: not a tagger bundle of format {BUNDLE_FORMAT}")
     bundle = rebuild(blob["words"], blob["chars"], blob["tags"], blob["hp"], blob["aux"])
     bundle.model.load_state_dict(blob["state_dict"])
     bundle.model.eval()
