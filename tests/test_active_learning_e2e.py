@@ -1,5 +1,5 @@
 """The active-learning simulation through Snakemake on a tiny configuration: rounds are DAG
-jobs with DVC-trackable outputs and MLflow runs, a rerun of a round gives the same bytes, the
+jobs with DVC-tracked outputs and MLflow runs, a rerun of a round gives the same bytes, the
 report draws the learning curves, and the default DAG is untouched by the simulation's
 rules."""
 
@@ -55,6 +55,11 @@ def test_the_simulation_runs_as_dag_jobs_and_reruns_to_the_same_bytes(tmp_path):
     assert confidence and confidence == sorted(confidence)  # least confident first
     assert json.loads((round_dir(root, "mnlp", 1) / "run.json").read_text())["chosen_by"] == \
         json.loads((round_dir(root, "random", 0) / "run.json").read_text())["run_id"]
+
+    # DVC tracks every round's selection and model: dvc.yaml has the rounds, all committed
+    assert json.loads(sh(root, "dvc", "status", "--json").stdout or "{}") == {}
+    lock = (root / "dvc.lock").read_text()
+    assert str(round_dir(root, "mnlp", 1).relative_to(root) / "selection.json") in lock
 
     # the report: a learning-curve figure and the table, from the rounds' numbers
     report = root / "reports"

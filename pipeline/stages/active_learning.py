@@ -55,6 +55,11 @@ def select(cfg: dict[str, Any], corpus: str, strategy: str, seed: int, round_: i
     from pipeline.active_learning import needs
 
     sim = cfg["active_learning"]["simulation"]
+    if strategy != FULL:
+        needs(strategy, cfg["active_learning"]["query"])  # a strategy it knows
+        if not 0 <= round_ < len(sim["fractions"]):
+            raise ValueError(f"active_learning.simulation.fractions has rounds 0 to "
+                             f"{len(sim['fractions']) - 1}, not {round_}")
     lengths = {s.id: len(s.tokens) for s in pool}
     pool_tokens = sum(lengths.values())
     record: dict[str, Any] = {"corpus": corpus, "strategy": strategy, "seed": seed,
