@@ -140,6 +140,8 @@ def push_ranked(args: argparse.Namespace, cfg: Mapping[str, Any], title: str,
     sampling" on this model's predictions for strategies that rank by confidence, else
     "Sequential sampling" (import order). One MLflow run (experiment ``annotation``)
     records the strategy, the model's run id, the pool's sha256 and the ranking."""
+    import math
+
     from annotation import corpus
     from pipeline.active_learning import BY_CONFIDENCE, needs
     from pipeline.config import flatten
@@ -175,7 +177,7 @@ def push_ranked(args: argparse.Namespace, cfg: Mapping[str, Any], title: str,
         ids = ls.import_tasks(project_id, payload, int(push["import_batch"]))
         ls.set_queue(project_id, sampling, version)
         ranking = [{"rank": r + 1, "id": corpus.task_id(fresh[i]),
-                    "confidence": None if confidence[i] != confidence[i] else float(confidence[i]),
+                    "confidence": None if math.isnan(confidence[i]) else float(confidence[i]),
                     "imported": r < n} for r, i in enumerate(order)]
         run.log_text(json.dumps(ranking, indent=1), "push/ranking.json")
         run.log_metrics({"imported": len(ids), "pool_new": len(fresh)})
