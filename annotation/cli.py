@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import ConfigError, get, load
+from pipeline.errors import Parser, add_debug, answer, integer
 
 
 def settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -266,10 +267,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m annotation", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="python -m annotation", description=__doc__,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params",
                         help="params file (default: $PIPELINE_PARAMS, else params.yaml)")
+    add_debug(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     def command(name: str, func, text: str) -> argparse.ArgumentParser:
@@ -287,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only check the committed file")
 
     p = command("serve", cmd_serve, "run a local Label Studio for annotators (Ctrl-C stops)")
-    p.add_argument("--port", type=int, help="instead of annotation.serve.port")
+    p.add_argument("--port", type=integer(1, 65535), help="instead of annotation.serve.port")
     p.add_argument("--data-dir", help="instead of annotation.serve.data_dir")
 
     for name, func, text in [
@@ -310,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "query strategy (random, least_confidence, mnlp, token_entropy, bald, "
                            "cluster, mnlp_diverse; all but random need --model) and push the "
                            "most informative first")
-            p.add_argument("--sample", type=int, help="push only the first N (after "
+            p.add_argument("--sample", type=integer(1), help="push only the first N (after "
                                                              "--clusters or --strategy)")
         if name == "export":
             p.add_argument("--out", help="instead of the entry's snapshot path")
@@ -323,20 +325,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The numeric mode is set up first: ``push`` tags sentences with a trained model."""
-    from pipeline.numerics import NumericsError, apply
+    from pipeline.numerics import apply
 
     args = build_parser().parse_args(argv)
-    try:
+
+    def command() -> int:
         cfg = load(args.params)
         apply(cfg["numerics"], cfg["threads"])
-    except (ValueError, NumericsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    from annotation.client import LabelStudioError
-    from annotation.server import ServerError
-
-    try:
         return args.func(args)
-    except (OSError, ValueError, LabelStudioError, ServerError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+
+    return answer(command, args.debug, explain)
+
+
+def explain(exc: Exception) -> str | None:
+    """One line for a user's error: bad input or a wrong argument (ValueError, OSError; a
+    failed Label Studio call is a BadInput), a numeric mode or server that cannot be set up,
+    an MLflow store that does not answer. None (a bug, with its traceback) otherwise."""
+    from annotation.server import ServerError
+    from pipeline.numerics import NumericsError
+    from pipeline.tracking import store_problem
+
+    if isinstance(exc, (OSError, ValueError, NumericsError, ServerError)):
+        return str(exc)
+    return store_problem(exc)

@@ -228,6 +228,9 @@ def task_tokens(task_id: Any, data: Mapping[str, Any]) -> tuple[str, list[tuple[
     for s, e in spans:
         if not prev <= s < e <= len(text):
             raise BadTask(task_id, f"data.token_spans has a bad token [{s}, {e}]")
+        if any(c.isspace() for c in text[s:e]):
+            raise BadTask(task_id, f"data.token_spans token [{s}, {e}] {text[s:e]!r} has "
+                                   "whitespace inside")
         prev = e
     return text, spans
 
@@ -338,9 +341,11 @@ def read_tasks(tasks: Iterable[Any], labels: Sequence[str], policy: Mapping[str,
     """Every usable task; bad ones raise ``BadTask`` or are skipped and counted, per policy.
 
     ``policy``: ``span_policy`` (snap|reject), ``on_bad_task`` (error|skip). A repeated task
-    id is a bad task. Each yielded task counts as prepared.
+    id, or a repeated sentence id (splits are drawn by it), is a bad task. Each yielded task
+    counts as prepared.
     """
     seen: set[Any] = set()
+    sentence_ids: dict[str, Any] = {}  # -> the task that has it
     for task in tasks:
         report.tasks_in += 1
         task_id = task.get("id") if isinstance(task, Mapping) else None
@@ -353,12 +358,16 @@ def read_tasks(tasks: Iterable[Any], labels: Sequence[str], policy: Mapping[str,
                 raise BadTask(task_id, "duplicate task id")
             seen.add(task_id)
             read = read_task(task, labels, policy, report)
+            if read is not None and read.sent_id in sentence_ids:
+                raise BadTask(task_id, f"sentence id {read.sent_id!r} is task "
+                                       f"{sentence_ids[read.sent_id]}'s already")
         except BadTask as exc:
             if policy["on_bad_task"] != "skip":
                 raise
             report.skip(task_id, "bad task", exc.problem)
             continue
         if read is not None:
+            sentence_ids[read.sent_id] = task_id
             report.prepared += 1
             yield read
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from annotation.convert import BadTask, ConversionReport, tasks_to_sentences
 from pipeline.data.sentences import Sentence
-from pipeline.io import sha256_file, write_text
+from pipeline.io import BadInput, sha256_file, write_text
 
 
 def dumps_export(tasks: list[Any]) -> str:
@@ -33,19 +33,19 @@ def write_snapshot(path: str | os.PathLike, tasks: list[Any]) -> str:
 
 
 def read_snapshot(path: str | os.PathLike) -> list[Any]:
-    """Load an export; bad bytes or bad JSON raise ValueError naming the file and place."""
+    """Load an export; bad bytes or bad JSON raise BadInput naming the file and place."""
     raw = Path(path).read_bytes()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 at byte {exc.start}: {exc.reason}") from exc
+        raise BadInput(f"{path}: not UTF-8 at byte {exc.start}: {exc.reason}") from exc
     try:
         tasks = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: bad JSON at line {exc.lineno} column {exc.colno}: "
+        raise BadInput(f"{path}: bad JSON at line {exc.lineno} column {exc.colno}: "
                          f"{exc.msg}") from exc
     if not isinstance(tasks, list):
-        raise ValueError(f"{path}: a Label Studio JSON export is a list of tasks, "
+        raise BadInput(f"{path}: a Label Studio JSON export is a list of tasks, "
                          f"got {type(tasks).__name__}")
     return tasks
 
@@ -56,4 +56,4 @@ def convert_snapshot(path: str | os.PathLike, labels: Sequence[str], policy: Map
     try:
         return tasks_to_sentences(read_snapshot(path), labels, policy)
     except BadTask as exc:
-        raise ValueError(f"{path}: {exc}") from exc
+        raise BadInput(f"{path}: {exc}") from exc

@@ -3,19 +3,41 @@
 from __future__ import annotations
 
 import argparse
+import re
+import shlex
+import subprocess
 import sys
+
+from pipeline.errors import Parser, add_debug, answer, integer
+
+# The params collection a stage argument names an entry of (--model: the stage's own).
+NAMED = {"dataset": "clustering.datasets", "corpus": "tagging.corpora",
+         "name": "annotation.exports"}
+CLUSTERING_STAGES = {"prepare-clustering", "pretrain", "train-clustering", "evaluate-clustering"}
+
+
+def _device(text: str) -> str:
+    """--device: what torch.device takes, checked before the first job starts."""
+    if text == "cpu" or re.fullmatch(r"cuda(:\d+)?", text):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not cpu, cuda or cuda:<index>")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
+    from pipeline.config import seed_range
+
+    seed = integer(*seed_range())  # the seeds params.yaml may list
+    p = Parser(prog="python -m pipeline", description=__doc__)
     p.add_argument("--log", help="also write what the command prints to this file (the "
                    "Snakefile's log: of each rule)")
+    add_debug(p)
     sub = p.add_subparsers(dest="command", required=True)
 
     def stage(name: str, help: str, *args: str) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help)
         for arg in args:
-            sp.add_argument(f"--{arg}", required=True, type=int if arg == "seed" else str)
+            sp.add_argument(f"--{arg}", required=True, type=seed if arg == "seed" else str,
+                            choices=("clustering", "tagging") if arg == "group" else None)
         return sp
 
     stage("export", "Label Studio export (server or committed snapshot) -> data/annotations",
@@ -45,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--keep", action="store_true", help="keep the scratch directory")
     gold = sub.add_parser("golden", help="run the golden jobs and print their sha256 as JSON")
     gold.add_argument("--job", action="append", help="only this job (repeatable)")
-    gold.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    gold.add_argument("--device", default="cpu", type=_device, help="cpu (default) or cuda")
     sub.add_parser("dvc-commit", help="dvc commit every stage whose outputs exist")
     pull = sub.add_parser("dvc-pull", help="dvc pull, then date the outputs for Snakemake")
     pull.add_argument("--remote", help="a DVC remote other than the default")
@@ -56,28 +78,59 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Bad input (a ValueError or OSError naming file, record and problem) gets one line;
-    anything else is a bug and keeps its traceback. The numeric mode is set up first,
-    before any stage imports a numeric library."""
-    from pipeline.numerics import NumericsError, apply_configured
+    """The numeric mode is set up first, before any stage imports a numeric library."""
+    from pipeline.numerics import apply_configured
 
     args = _parser().parse_args(argv)
     if args.log:
         _tee(args.log)
-    try:
-        apply_configured()
-        return _run(args)
-    except (ValueError, OSError, NumericsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except RuntimeError as e:
-        from pipeline.seeding import nondeterministic_op
 
-        refusal = nondeterministic_op(e)
-        if refusal is None:
-            raise
-        print(f"error: {refusal}", file=sys.stderr)
-        return 1
+    def command() -> int:
+        apply_configured()
+        _check_names(args)
+        return _run(args)
+
+    return answer(command, args.debug, _explain)
+
+
+def _explain(exc: Exception) -> str | None:
+    """User errors get one line: bad input or a wrong argument (a ValueError or OSError
+    naming file, record or key), a numeric mode that cannot be set up, a tool we run (dvc)
+    that failed and said why, an MLflow store without the run asked for or without a server,
+    an op without a deterministic kernel. Anything else is a bug (None: it keeps its
+    traceback)."""
+    from pipeline.numerics import NumericsError
+
+    if isinstance(exc, (ValueError, OSError, NumericsError)):
+        return str(exc)
+    if isinstance(exc, subprocess.CalledProcessError):  # dvc, snakemake: said why above
+        cmd = exc.cmd if isinstance(exc.cmd, str) else shlex.join(map(str, exc.cmd))
+        return f"`{cmd}` failed (exit {exc.returncode})"
+    from pipeline.seeding import nondeterministic_op
+    from pipeline.tracking import store_problem
+
+    return store_problem(exc) or (nondeterministic_op(exc)
+                                  if isinstance(exc, RuntimeError) else None)
+
+
+def _check_names(args: argparse.Namespace) -> None:
+    """A --dataset, --corpus, --model, --name or fetch --key that params does not declare
+    is a wrong argument, named, before a stage meets it as a KeyError."""
+    from pipeline import config
+
+    cfg = config.load()
+    given = {k: v for k, v in vars(args).items() if k in (*NAMED, "model") and v is not None}
+    if args.command == "fetch":
+        given = {}
+        section = "datasets" if args.group == "clustering" else "corpora"
+        files = config.entry(cfg, f"{args.group}.{section}", args.name)
+        if not isinstance(files.get(args.key), dict):
+            raise config.ConfigError(f"{config.source()}: {args.group}.{section}.{args.name}."
+                                     f"{args.key} is not a {{url:, sha256:}} entry to fetch")
+    for arg, name in given.items():
+        collection = NAMED.get(arg) or ("clustering.methods" if args.command in
+                                        CLUSTERING_STAGES else "tagging.variants")
+        config.entry(cfg, collection, name)
 
 
 def _tee(path: str) -> None:

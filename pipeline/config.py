@@ -13,6 +13,7 @@ import copy
 import difflib
 import hashlib
 import json
+import math
 import os
 from collections.abc import Mapping
 from functools import cache
@@ -21,6 +22,8 @@ from typing import Any
 
 import yaml
 from jsonschema.exceptions import best_match
+
+from pipeline.errors import one_line
 
 PARAMS_FILE = "params.yaml"
 ENV_VAR = "PIPELINE_PARAMS"
@@ -33,11 +36,22 @@ class ConfigError(ValueError):
 
 
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """A YAML mapping; an unreadable file or bad YAML is a ConfigError naming the place."""
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+        data = yaml.safe_load(Path(path).read_bytes())
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from e
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML: {e.problem or e.context}") from e
+    except yaml.reader.ReaderError as e:  # bytes that are not text
+        what = (f"not valid YAML: character #x{e.character:04x} at {e.position} ({e.reason})"
+                if e.encoding == "unicode" else  # PyYAML's mark of a non-printable character
+                f"not {e.encoding} text: byte {e.position} ({e.reason})")
+        raise ConfigError(f"{path}: {what}") from e
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+        raise ConfigError(f"{path}: not valid YAML: {one_line(str(e))}") from e
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
     return data
@@ -75,13 +89,29 @@ def drop_nulls(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 def load(path: str | os.PathLike | None = None, overlays: list[str] = ()) -> dict[str, Any]:
     """Load the configuration a job runs under: PIPELINE_PARAMS, else params.yaml."""
-    path = path or os.environ.get(ENV_VAR) or PARAMS_FILE
+    path = source(path)
     cfg = read_yaml(path)
     for overlay in overlays:
         cfg = deep_merge(cfg, read_yaml(overlay))
     cfg = drop_nulls(cfg)
-    validate(cfg, str(path))
+    validate(cfg, " + ".join([path, *map(str, overlays)]))
     return cfg
+
+
+def source(path: str | os.PathLike | None = None) -> str:
+    """The params file a job reads: ``path``, else PIPELINE_PARAMS, else params.yaml."""
+    return str(path or os.environ.get(ENV_VAR) or PARAMS_FILE)
+
+
+def entry(cfg: Mapping[str, Any], collection: str, name: str) -> Any:
+    """The entry ``name`` of a named collection (``clustering.datasets``); a name given on
+    the command line that is not there is a ConfigError with a did-you-mean."""
+    entries = get(cfg, collection)
+    if name not in entries:
+        close = difflib.get_close_matches(name, list(entries), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"it has {sorted(entries)}"
+        raise ConfigError(f"{source()}: {collection} has no {name!r}; {hint}")
+    return entries[name]
 
 
 def digest(cfg: Mapping[str, Any]) -> str:
@@ -114,11 +144,46 @@ SCHEMA_FILE = Path(__file__).with_name("params.schema.yaml")
 
 @cache
 def _validator() -> Any:
-    from jsonschema import Draft202012Validator
+    """Draft 2020-12, except that an integer is an int: JSON Schema counts 2.0 as one, and
+    ``seeds: [1.0]`` or ``threads: 2.0`` would pass, then fail in a path or in torch."""
+    from jsonschema import Draft202012Validator, validators
 
     schema = read_yaml(SCHEMA_FILE)
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    checker = Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+    return validators.extend(Draft202012Validator, type_checker=checker)(schema)
+
+
+def seed_range() -> tuple[int, int]:
+    """The seeds the schema allows: what NumPy, torch and scikit-learn all accept."""
+    seed = _validator().schema["$defs"]["seed"]
+    return seed["minimum"], seed["maximum"]
+
+
+INT64 = 2**63 - 1
+
+
+def _plain_values(node: Any, path: str = "") -> str | None:
+    """What no schema keyword says: keys are strings (YAML reads ``on:`` as True), numbers
+    are finite (``.inf`` passes every minimum) and fit NumPy's and torch's 64-bit integers."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if not isinstance(key, str):
+                return f"{path or 'top level'}: key {key!r} is not a string (quote it)"
+            problem = _plain_values(value, f"{path}.{key}" if path else key)
+            if problem:
+                return problem
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            problem = _plain_values(value, f"{path}.{i}")
+            if problem:
+                return problem
+    elif isinstance(node, float) and not math.isfinite(node):
+        return f"{path}: {node} is not a finite number"
+    elif isinstance(node, int) and not isinstance(node, bool) and abs(node) > INT64:
+        return f"{path}: {node} does not fit a 64-bit integer"
+    return None
 
 
 def _known_keys(schema: Mapping[str, Any]) -> set[str]:
@@ -141,6 +206,8 @@ def _schema_error(error: Any) -> str:
             close = difflib.get_close_matches(unknown[0], known, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"expected one of {sorted(known)}"
             return f"{'.'.join([*path, unknown[0]])}: unknown key; {hint}"
+    if error.validator == "pattern" and "description" in error.schema:
+        return f"{'.'.join(path)}: {error.instance!r}: {error.schema['description']}"
     return f"{'.'.join(path) or 'top level'}: {error.message}"
 
 
@@ -150,8 +217,12 @@ def _require(cond: bool, where: str, message: str) -> None:
 
 
 def validate(cfg: Mapping[str, Any], source: str) -> None:
-    """The schema (types, ranges, enums, required and unknown keys), then what a schema
-    cannot say: which files a format needs, and names that must refer to declared blocks."""
+    """Plain values first (string keys, finite numbers), the schema (types, ranges, enums,
+    required and unknown keys), then what a schema cannot say: which files a format needs,
+    and names that must refer to declared blocks."""
+    problem = _plain_values(cfg)
+    if problem:
+        raise ConfigError(f"{source}: {problem}")
     errors = list(_validator().iter_errors(cfg))
     # A bad value inside an allOf also leaves its keys "unevaluated": name the value.
     error = best_match([e for e in errors if e.validator != "unevaluatedProperties"] or errors)

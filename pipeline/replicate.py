@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import config, numerics, workflow
+from pipeline.io import BadInput
 from pipeline.seeding import fingerprint, select_device
 from pipeline.tracking import changed_code_files, file_hashes, git_state, tracking_uri
 
@@ -56,8 +57,11 @@ class Outcome:
 
 
 def _client(uri: str):
+    """A client whose artifact downloads draw no progress bars: replicate's answer is its
+    verdicts, and MLflow draws one per download between them."""
     from mlflow.tracking import MlflowClient
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return MlflowClient(uri)
 
 
@@ -242,12 +246,25 @@ def runs_behind_report(cfg: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def check_replicable(run_ids: list[str]) -> None:
+    """Every run id names a job run of the store, before the first of them is re-run: a
+    wrong id is an MlflowException naming it, a run no stage made a BadInput."""
+    client = _client(tracking_uri())
+    for run_id in run_ids:
+        tags = client.get_run(run_id).data.tags
+        missing = [t for t in ("command", "job", "stage") if t not in tags]
+        if missing:
+            raise BadInput(f"run {run_id} in {tracking_uri()}: not a pipeline job's run "
+                           f"(no {', '.join(missing)} tag): nothing to re-run")
+
+
 def main(run_ids: list[str], all_runs: bool, allow_code_mismatch: bool, keep: bool) -> int:
     if all_runs:
         run_ids = runs_behind_report(config.load())
     if not run_ids:
         print("nothing to replicate: give run ids or --all", file=sys.stderr)
         return 2
+    check_replicable(run_ids)
     outcomes = [replicate(r, allow_code_mismatch, keep) for r in run_ids]
     for o in outcomes:
         print(o.render())

@@ -30,6 +30,26 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_URI)
 
 
+def store_problem(exc: BaseException) -> str | None:
+    """The one line for an MLflow failure the user can fix (a run id the store does not
+    hold, a tracking server that does not answer), naming the store; None for anything else,
+    which is a bug and keeps its traceback."""
+    from mlflow.exceptions import MlflowException
+    from requests.exceptions import ConnectionError, Timeout
+
+    if not isinstance(exc, MlflowException):
+        return None
+    causes, cause = [], exc.__cause__ or exc.__context__
+    while cause is not None and len(causes) < 10:
+        causes.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+        return f"MLflow store {tracking_uri()}: {exc.message}"
+    if any(isinstance(c, (ConnectionError, Timeout)) for c in causes):
+        return f"MLflow store {tracking_uri()} does not answer: {exc.message}"
+    return None
+
+
 def _mlflow():
     import mlflow
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from annotation.convert import sentences_to_tasks
 from annotation.snapshot import convert_snapshot, read_snapshot
+from pipeline.data.sentences import Sentence
+from pipeline.io import BadInput
 
 BAD = Path(__file__).parent / "data" / "bad_exports"
 LABELS = ["PER", "ORG", "LOC"]
@@ -49,7 +53,32 @@ def test_bad_task_is_skipped_and_counted(name):
 def test_unreadable_file_names_file_and_place(name, problem):
     path = BAD / f"{name}.json"
     for policy in (ERROR, SKIP):  # a broken file has no task to skip
-        with pytest.raises(ValueError, match=f"{path}: {problem}"):
+        with pytest.raises(BadInput, match=f"{path}: {problem}"):
             convert_snapshot(path, LABELS, policy)
-    with pytest.raises(ValueError, match=str(path)):
+    with pytest.raises(BadInput, match=str(path)):
         read_snapshot(path)
+
+
+def spaced_token(tasks: list) -> None:
+    tasks[1]["data"]["token_spans"] = [[0, 7], [8, 10]]  # "Ann saw", "Bo"
+
+
+def repeated_sentence_id(tasks: list) -> None:
+    tasks[1]["data"]["sent_id"] = tasks[0]["data"]["sent_id"]
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (spaced_token, r"task 2: data\.token_spans token \[0, 7\] 'Ann saw' has whitespace inside"),
+    (repeated_sentence_id, r"task 2: sentence id 'a' is task 1's already"),
+])
+def test_a_task_a_tagger_cannot_use_is_refused_or_skipped(tmp_path, damage, problem):
+    """Splits are drawn by sentence id, and a token is one word: both went through before."""
+    tasks = sentences_to_tasks([Sentence("a", ["Hi", "."], ["O", "O"]),
+                                Sentence("b", ["Ann", "saw", "Bo"], ["B-PER", "O", "B-PER"])])
+    damage(tasks)
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(tasks))
+    with pytest.raises(BadInput, match=f"{path}: {problem}"):
+        convert_snapshot(path, LABELS, ERROR)
+    sentences, report = convert_snapshot(path, LABELS, SKIP)
+    assert [s.id for s in sentences] == ["a"] and dict(report.skipped) == {"bad task": 1}

@@ -2,6 +2,7 @@
 
 import gzip
 import hashlib
+import io
 import struct
 
 import numpy as np
@@ -121,3 +122,81 @@ def test_sklearn_digits_scaled_to_unit_interval(tmp_path):
 def test_unknown_format(tmp_path):
     with pytest.raises(ValueError, match="unknown format 'csv'"):
         load_clustering_dataset("t", {"format": "csv"}, tmp_path)
+
+
+# --- what reads fine but k-means, the autoencoder or the metrics would reject (issue #30)
+
+def npz_entry(tmp_path, x, y, **entry):
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    return {"format": "npz", "path": "d.npz", **entry}
+
+
+@pytest.mark.parametrize("x, y, problem", [
+    (np.array([[0.0, 1.0], [np.nan, 2.0], [3.0, 4.0]]), [0, 1, 0],
+     r"d\.npz: row 1, feature 0: nan is not a finite float32 number \(1 such values\)"),
+    (np.array([[0.0, np.inf], [1.0, -np.inf], [3.0, 4.0]]), [0, 1, 0],
+     r"row 0, feature 1: inf is not a finite float32 number \(2 such values\)"),
+    (np.array([[0.0, 1e300], [1.0, 2.0], [3.0, 4.0]]), [0, 1, 0],  # float64 beyond float32
+     r"row 0, feature 1: 1e\+300 is not a finite float32 number"),
+    (np.zeros((0, 4)), np.zeros(0, np.int64), r"d\.npz: no samples to cluster \(features of "
+                                              r"shape \(0, 4\)\)"),
+    (np.zeros((3, 0)), [0, 1, 0], r"no samples to cluster \(features of shape \(3, 0\)\)"),
+    (np.full((3, 2), 0.5), [0, 1, 0], r"d\.npz: all 3 rows are the same: nothing to cluster"),
+    (IMAGES, [0, -1, 0], r"d\.npz: row 1: label -1 is not a class number"),
+    (IMAGES, np.array([0, 2**63, 1], np.uint64), r"row 1: label 9223372036854775808 is not"),
+    (IMAGES, [3, 3, 3], r"d\.npz: every label is 3: one class gives one cluster; declare "
+                        r"n_clusters:"),
+    (np.array([["a", "b"]] * 3), [0, 1, 0], r"d\.npz: features 'x' must be numbers, got <U1"),
+])
+def test_data_a_library_would_reject_is_refused_naming_file_row_and_value(tmp_path, x, y,
+                                                                         problem):
+    with pytest.raises(BadInput, match=problem):
+        load_clustering_dataset("t", npz_entry(tmp_path, x, np.asarray(y)), tmp_path)
+
+
+def test_declared_clusters_must_not_outnumber_the_samples(tmp_path):
+    entry = npz_entry(tmp_path, IMAGES, np.array([3, 3, 3]), n_clusters=2)
+    assert load_clustering_dataset("t", entry, tmp_path)[0].shape == (3, 4)  # declared: fine
+    entry["n_clusters"] = 5
+    with pytest.raises(BadInput, match=r"d\.npz: 3 samples for 5 clusters: k-means needs"):
+        load_clustering_dataset("t", entry, tmp_path)
+
+
+def npz_bytes(compressed: bool = False) -> bytes:
+    buf = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buf, x=IMAGES, y=LABELS)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("damaged", [
+    npz_bytes().replace(b"(3, 2, 2)", b"(3, 2, 9)"),  # a member's own header
+    npz_bytes(compressed=True)[:60] + b"\xff" * 8 + npz_bytes(compressed=True)[68:],
+    npz_bytes()[:len(npz_bytes()) // 2],  # cut short: no central directory
+    npz_bytes()[:30] + b"\xff\xff" + npz_bytes()[32:],  # a member's name
+], ids=["member-header", "deflate-stream", "truncated", "member-name"])
+def test_a_damaged_npz_names_the_file(tmp_path, damaged):
+    """Found by the fuzz test: zipfile's BadZipFile (CRC, directory), EOFError and zlib.error
+    from reading a member escaped as tracebacks without the file's name."""
+    (tmp_path / "d.npz").write_bytes(damaged)
+    with pytest.raises(BadInput, match=r"d\.npz: not a readable npz archive"):
+        load_clustering_dataset("t", {"format": "npz", "path": "d.npz"}, tmp_path)
+
+
+def test_an_npy_file_in_place_of_an_npz_is_named(tmp_path):
+    """Found by the fuzz test (a damaged npz whose first bytes were gone began with its
+    x.npy member): np.load returned an array, and `with` raised a TypeError."""
+    npy = io.BytesIO()
+    np.save(npy, IMAGES)
+    (tmp_path / "d.npz").write_bytes(npy.getvalue())
+    with pytest.raises(BadInput, match=r"d\.npz: one \.npy array, not an npz archive"):
+        load_clustering_dataset("t", {"format": "npz", "path": "d.npz"}, tmp_path)
+
+
+def test_idx_dims_whose_product_overflows_int64_are_a_truncated_file(tmp_path):
+    """65536**4 elements: np.prod wrapped to 0, so an IDX file with no data 'matched' and
+    reshape failed with numpy's own ValueError."""
+    path = tmp_path / "huge"
+    path.write_bytes(struct.pack(">BBBB", 0, 0, 0x08, 4) + struct.pack(">4I", *[65536] * 4))
+    with pytest.raises(BadInput, match=r"huge: truncated file: dims \(65536, 65536, 65536, "
+                                       r"65536\) need 18446744073709551616 data bytes, found 0"):
+        read_idx(path)

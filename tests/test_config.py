@@ -80,6 +80,27 @@ def test_overlay_merges_and_null_drops_a_default_entry(tmp_path):
      "clustering.autoencoder.augment"),
     ({"clustering": {"methods": {"dec_da": {"augment": {"rotation": 10, "shift": 0.6}}}}},
      "clustering.methods.dec_da.augment.shift: 0.6 is greater than or equal to the maximum"),
+    # values a library rejects later (issue #30): seeds NumPy, torch or scikit-learn refuse,
+    # a seed Snakemake's seed\d+ paths cannot match (the fuzz test found -1)
+    ({"seeds": [0, -1]}, "seeds.1: -1 is less than the minimum of 0"),
+    ({"seeds": [2**32]}, "seeds.0: 4294967296 is greater than the maximum of 4294967295"),
+    ({"report": {"bootstrap_seed": -5}}, "report.bootstrap_seed: -5 is less than the minimum"),
+    ({"annotation": {"push": {"sample_seed": 2**40}}}, "annotation.push.sample_seed: "),
+    # JSON Schema counts 2.0 as an integer; torch.set_num_threads(2.0) does not
+    ({"threads": 2.0}, "threads: 2.0 is not of type 'integer'"),
+    ({"seeds": [1.0]}, "seeds.0: 1.0 is not of type 'integer'"),
+    ({"clustering": {"autoencoder": {"lr": float("inf")}}},
+     "clustering.autoencoder.lr: inf is not a finite number"),
+    ({"tagging": {"trainer": {"clip": float("nan")}}}, "tagging.trainer.clip: nan is not a finite"),
+    ({"tagging": {"trainer": {"batch_size": 2**64}}},
+     "tagging.trainer.batch_size: 18446744073709551616 does not fit a 64-bit integer"),
+    ({"annotation": {"interface": {"colors": {True: "#ffffff"}}}},
+     "annotation.interface.colors: key True is not a string"),
+    ({"clustering": {"datasets": {"my digits": {"format": "sklearn_digits"}}}},
+     "clustering.datasets: 'my digits': letters, digits, _ and - only"),
+    ({"tagging": {"variants": {"a/b": {"crf": True}}}}, "tagging.variants: 'a/b': letters"),
+    ({"annotation": {"labels": ["PER", "NAME OF ORG"]}},
+     "annotation.labels.1: 'NAME OF ORG': one word, without whitespace"),
 ])
 def test_bad_params_name_the_key(tmp_path, patch, message):
     base = config.read_yaml(ROOT / "params.yaml")
@@ -94,6 +115,43 @@ def test_invalid_yaml_names_the_file(tmp_path):
     path.write_text("seeds: [0, 1\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         config.load(path)
+
+
+@pytest.mark.parametrize("text, where", [
+    ("seeds: [0, 1\ndevice: cpu\n", r"params\.yaml:2:7: not valid YAML: expected ',' or ']'"),
+    ("seeds: [0]\n  device: cpu\n", r"params\.yaml:2:3: not valid YAML: expected <block end>"),
+    ("seeds: [0]\x00\n", r"params\.yaml: not valid YAML: character #x0000 at 10 \(special"),
+    ("seeds: [\xff]\n", r"params\.yaml: not utf-8 text: byte 8 \(invalid start byte\)"),
+])
+def test_bad_yaml_is_one_line_naming_file_line_and_column(tmp_path, text, where):
+    """The fuzz test found PyYAML's messages spanning four or five lines."""
+    path = tmp_path / "params.yaml"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(ConfigError, match=where) as err:
+        config.load(path)
+    assert "\n" not in str(err.value)
+
+
+def test_an_unreadable_params_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"missing\.yaml: cannot read \(No such file"):
+        config.load(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match=r": cannot read \(Is a directory\)"):
+        config.load(tmp_path)
+
+
+def test_an_error_from_an_overlay_names_the_overlay_too(tmp_path):
+    overlay = write(tmp_path, {"seeds": [-1]}, "overlay.yaml")
+    with pytest.raises(ConfigError, match=rf"params\.yaml \+ {overlay}: seeds\.0: -1"):
+        config.load(ROOT / "params.yaml", overlays=[str(overlay)])
+
+
+def test_the_name_pattern_is_the_snakefile_wildcard_constraint():
+    """A data set, corpus or variant the schema accepts is one Snakemake can match."""
+    constraints = (ROOT / "Snakefile").read_text().split("wildcard_constraints:")[1]
+    pattern = config._validator().schema["$defs"]["name"]["pattern"]
+    for wildcard in ("dataset", "corpus", "model", "name"):
+        assert f'{wildcard}=r"{pattern.strip("^$").replace("-]", chr(92) + "-]")}"' \
+            in constraints
 
 
 def test_flatten_is_sorted_dotted_and_keeps_lists_whole():

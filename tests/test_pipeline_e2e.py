@@ -314,9 +314,16 @@ def replicate(project: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_replicate_an_untouched_run(project):
-    proc = replicate(project, tagger_run_id(project))
+    run_id = tagger_run_id(project)
+    proc = replicate(project, run_id)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert ": replicated" in proc.stdout and "1 of 1 runs replicated" in proc.stdout
+    # stdout holds the verdict only (its mismatch and note lines indented under it); MLflow's
+    # download progress bars were drawn between them
+    verdict, *details, total = proc.stdout.splitlines()
+    assert verdict.startswith(f"{run_id} (") and total == "1 of 1 runs replicated"
+    assert all(line.startswith("  note: ") for line in details), details
+    assert "Downloading artifacts" not in proc.stderr
 
 
 def test_replicate_names_a_changed_input_file(project):

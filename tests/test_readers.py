@@ -194,3 +194,35 @@ def test_vectors_errors_name_the_line(tmp_path):
     path.write_text("a 1 2\n")
     with pytest.raises(ValueError, match="word_dim is 3"):
         embedding_matrix(path, ["a"], 3, False, np.random.default_rng(0))
+
+
+# --- what reads but a later step would reject or mishandle (issue #30)
+
+@pytest.mark.parametrize("reader, text, problem", [
+    (read_iob2, "", r"e\.txt: no sentences \(an empty file\?\)"),
+    (read_conllu, "\n\n# a comment only\n", r"e\.txt:3: sentence with no words"),
+    (read_conllu, "\n\n", r"e\.txt: no sentences"),
+    (read_iob2, IOB2.replace("# sent_id = e1", "# sent_id = x") + "\n# sent_id = x\n"
+     + row("1", "Bo", "B-PER"), r"e\.txt:9: sentence id 'x' was used already at .*e\.txt:1"),
+    (read_conllu, CONLLU.replace("\n\n", "\n\n# sent_id = s1\n"),
+     r"e\.txt:12: sentence id 's1' was used already at .*e\.txt:1: ids must be unique"),
+    (read_iob2, row("1", "New York", "B-LOC"), r"e\.txt:1: token 'New York' is empty or has "
+                                                r"whitespace inside"),
+    (read_iob2, row("1", "", "O"), r"e\.txt:1: token '' is empty"),
+    (read_conllu, row("1", "a\u00a0b", "a", "NOUN", "NN", *["_"] * 5), r"token 'a\\xa0b'"),
+    (read_conllu, row("1", "a", "a", "NOUNS", "NN", *["_"] * 5),
+     r"e\.txt:1: upos tag 'NOUNS' is not one of the 17 Universal POS tags"),
+])
+def test_readers_refuse_what_a_later_step_cannot_use(tmp_path, reader, text, problem):
+    """An empty file gave "split 'train' is empty" without its name; a repeated id or a
+    token with a space inside went through to the splits and predictions.conll."""
+    path = tmp_path / "e.txt"
+    path.write_text(text)
+    with pytest.raises(BadInput, match=problem):
+        reader(path)
+
+
+def test_xpos_and_feats_may_hold_any_tag(tmp_path):
+    path = tmp_path / "a.conllu"
+    path.write_text(row("1", "a", "a", "X", "NNX", "Odd=Yes", "0", "root", "_", "_"))
+    assert read_conllu(path, column="xpos", aux=("feats",))[0].tags == ["NNX"]

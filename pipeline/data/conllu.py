@@ -15,10 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from pipeline.data.sentences import Sentence
+from pipeline.data.sentences import Sentence, check_token, claim_id, nonempty
 from pipeline.io import BadInput
 
 COLUMNS = {"upos": 3, "xpos": 4, "feats": 5}
+# The 17 Universal POS tags (universaldependencies.org/u/pos): the only values of UPOS.
+UPOS = frozenset("ADJ ADP ADV AUX CCONJ DET INTJ NOUN NUM PART PRON PROPN PUNCT SCONJ SYM "
+                 "VERB X".split())
 
 
 def open_text(path: str | os.PathLike) -> IO[str]:
@@ -74,6 +77,7 @@ def read_conllu(path: str | os.PathLike, column: str = "upos", aux: tuple[str, .
             raise ValueError(f"column must be one of {sorted(COLUMNS)}, got {name!r}")
     col = COLUMNS[column]
     sentences: list[Sentence] = []
+    ids: dict[str, str] = {}
     doc = ""
     for block in blocks(path):
         sent_id, text, tokens, tags = "", "", [], []
@@ -102,6 +106,10 @@ def read_conllu(path: str | os.PathLike, column: str = "upos", aux: tuple[str, .
                 value = fields[COLUMNS[name]]
                 if not value or " " in value:
                     raise BadInput(f"{where}: bad {name} tag {value!r}")
+                if name == "upos" and value not in UPOS:
+                    raise BadInput(f"{where}: upos tag {value!r} is not one of the 17 "
+                                   "Universal POS tags")
+            check_token(where, fields[1])
             tokens.append(fields[1])
             tags.append(fields[col])
             for name in aux:
@@ -109,6 +117,7 @@ def read_conllu(path: str | os.PathLike, column: str = "upos", aux: tuple[str, .
         if not tokens:
             raise BadInput(f"{path}:{first}: sentence with no words")
         sid = sent_id or f"{Path(path).name}:{len(sentences)}"
+        claim_id(ids, sid, f"{path}:{first}")
         meta = {k: v for k, v in (("text", text), ("doc", doc)) if v}
         sentences.append(Sentence(id=sid, tokens=tokens, tags=tags, meta=meta, aux=extra))
-    return sentences
+    return nonempty(path, sentences)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.data.conllu import blocks, comment
-from pipeline.data.sentences import Sentence
+from pipeline.data.sentences import Sentence, check_token, claim_id, nonempty
 from pipeline.io import BadInput, write_text
 
 TAG = re.compile(r"O|[BI]-\S+")
@@ -22,6 +22,7 @@ TAG = re.compile(r"O|[BI]-\S+")
 def read_iob2(path: str | os.PathLike) -> list[Sentence]:
     """Read every sentence; bad lines raise ValueError naming file, line number and problem."""
     sentences: list[Sentence] = []
+    ids: dict[str, str] = {}
     doc = ""
     for block in blocks(path):
         sent_id, text, tokens, tags = "", "", [], []
@@ -43,14 +44,16 @@ def read_iob2(path: str | os.PathLike) -> list[Sentence]:
                 raise BadInput(f"{where}: bad tag {tag!r} (expected O, B-X or I-X)")
             if tag.startswith("I-") and previous[2:] != tag[2:]:
                 raise BadInput(f"{where}: {tag!r} follows {previous!r} (IOB2 needs B- first)")
+            check_token(where, fields[1])
             tokens.append(fields[1])
             tags.append(tag)
         if not tokens:
             raise BadInput(f"{path}:{block[0][0]}: sentence with no tokens")
         sid = sent_id or f"{Path(path).name}:{len(sentences)}"
+        claim_id(ids, sid, f"{path}:{block[0][0]}")
         meta = {k: v for k, v in (("text", text), ("doc", doc)) if v}
         sentences.append(Sentence(id=sid, tokens=tokens, tags=tags, meta=meta))
-    return sentences
+    return nonempty(path, sentences)
 
 
 def write_conll(

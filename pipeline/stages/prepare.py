@@ -43,21 +43,20 @@ def clustering(dataset: str) -> None:
 
 
 def _read_corpus(cfg: dict[str, Any], corpus: str) -> tuple[dict[str, list[Sentence]], dict]:
-    """Sentences per given file key (train/dev/test), and conversion counts."""
+    """Sentences per given file key (train/dev/test), and conversion counts. Every reader
+    refuses a file without sentences, or with one id twice, naming the file."""
     entry = cfg["tagging"]["corpora"][corpus]
     fmt = entry["format"]
     report: dict[str, Any] = {}
     if fmt == "label_studio":
-        from annotation.convert import BadTask, tasks_to_sentences
-        from annotation.snapshot import read_snapshot
+        from annotation.snapshot import convert_snapshot
 
         path = workflow.path("export", name=entry["export"])
-        try:
-            sentences, conversion = tasks_to_sentences(
-                read_snapshot(path), cfg["annotation"]["labels"], cfg["annotation"]["conversion"]
-            )
-        except BadTask as e:
-            raise BadInput(f"{path}: {e}") from e
+        sentences, conversion = convert_snapshot(path, cfg["annotation"]["labels"],
+                                                 cfg["annotation"]["conversion"])
+        if not sentences:
+            raise BadInput(f"{path}: no task left to learn from ({conversion.tasks_in} tasks, "
+                           f"skipped: {dict(conversion.skipped)})")
         return {"train": sentences}, conversion.to_dict()
     files = dict(zip([k for k in ("train", "dev", "test") if k in entry],
                      workflow.corpus_files(cfg, corpus), strict=True))
@@ -96,19 +95,17 @@ def tagging(corpus: str) -> None:
     cfg = load_config()
     entry = cfg["tagging"]["corpora"][corpus]
     given, conversion = _read_corpus(cfg, corpus)
-    for key, sentences in given.items():
-        ids = Counter(s.id for s in sentences)
-        duplicated = [i for i, n in ids.items() if n > 1]
-        if duplicated:
-            raise BadInput(f"corpus {corpus} ({key}): duplicate sentence ids, e.g. "
-                             f"{duplicated[:3]}: ids must be unique for stable splits")
     split = cfg["tagging"]["split"]
     splits = split_corpus(given, split["dev"], split["test"])
     out = Path(workflow.path("prepared_tagging", corpus=corpus))
+    for name, sentences in splits.items():  # all checked before one is written over
+        if not sentences:  # a given file has sentences: this split is drawn from train's
+            hint = (f"a {name}: file or a larger tagging.split.{name}" if name != "train"
+                    else "smaller tagging.split fractions")
+            raise BadInput(f"{workflow.corpus_files(cfg, corpus)[0]}: its "
+                           f"{len(given['train'])} sentences leave split {name!r} empty; "
+                           f"give more sentences, {hint}")
     for name, sentences in splits.items():
-        if not sentences:
-            raise BadInput(f"corpus {corpus}: split {name!r} is empty; "
-                             f"adjust tagging.split or give the file")
         lines = [json.dumps({"id": s.id, "tokens": s.tokens, "tags": s.tags,
                              **({"aux": s.aux} if s.aux else {})}, ensure_ascii=False)
                  for s in sentences]
