@@ -168,15 +168,23 @@ def npz_bytes(compressed: bool = False) -> bytes:
     return buf.getvalue()
 
 
+def with_method(npz: bytes, method: int) -> bytes:
+    """The first member's compression method, as the zip's central directory records it."""
+    at = npz.index(b"PK\x01\x02") + 10
+    return npz[:at] + struct.pack("<H", method) + npz[at + 2:]
+
+
 @pytest.mark.parametrize("damaged", [
     npz_bytes().replace(b"(3, 2, 2)", b"(3, 2, 9)"),  # a member's own header
     npz_bytes(compressed=True)[:60] + b"\xff" * 8 + npz_bytes(compressed=True)[68:],
     npz_bytes()[:len(npz_bytes()) // 2],  # cut short: no central directory
     npz_bytes()[:30] + b"\xff\xff" + npz_bytes()[32:],  # a member's name
-], ids=["member-header", "deflate-stream", "truncated", "member-name"])
+    with_method(npz_bytes(), 99),  # a compression method zipfile does not know
+], ids=["member-header", "deflate-stream", "truncated", "member-name", "compression-method"])
 def test_a_damaged_npz_names_the_file(tmp_path, damaged):
-    """Found by the fuzz test: zipfile's BadZipFile (CRC, directory), EOFError and zlib.error
-    from reading a member escaped as tracebacks without the file's name."""
+    """Found by the fuzz test: zipfile's BadZipFile (CRC, directory), NotImplementedError (a
+    compression method), EOFError and zlib.error from reading a member escaped as tracebacks
+    without the file's name."""
     (tmp_path / "d.npz").write_bytes(damaged)
     with pytest.raises(BadInput, match=r"d\.npz: not a readable npz archive"):
         load_clustering_dataset("t", {"format": "npz", "path": "d.npz"}, tmp_path)

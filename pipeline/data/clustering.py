@@ -112,8 +112,9 @@ def _load_idx(entry: Mapping[str, Any], root: Path) -> Samples:
 
 
 # What reading a damaged npz raises: its zip directory, a member's deflate stream or CRC,
-# or the .npy header inside.
-NPZ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+# a compression method or zip version byte (NotImplementedError), or the .npy header inside.
+NPZ_ERRORS = (OSError, ValueError, EOFError, KeyError, NotImplementedError,
+              zipfile.BadZipFile, zlib.error)
 
 
 def _load_npz(entry: Mapping[str, Any], root: Path) -> Samples:
