@@ -26,8 +26,9 @@ PATHS = {
     "tagger": "models/tagging/{corpus}/{model}/seed{seed}",
     "clustering_result": "results/clustering/{dataset}/{model}/seed{seed}",
     "tagging_result": "results/tagging/{corpus}/{model}/seed{seed}",
-    "al_round": "active_learning/{corpus}/{strategy}/seed{seed}/round{round}",
-    "al_successor": "active_learning/{corpus}/{strategy}/seed{seed}/round{round}/successor/{model}",
+    "al_round": "results/active_learning/{corpus}/{strategy}/seed{seed}/round{round}",
+    "al_successor": ("results/active_learning/{corpus}/{strategy}/seed{seed}/round{round}/"
+                     "successor/{model}"),
     "report": "reports",
 }
 
