@@ -16,8 +16,10 @@ from pipeline import workflow as wf
 configfile: "params.yaml"
 
 
+# `--config` lists and mappings arrive as strings (Snakemake's YAML BaseLoader): retyped.
+_typed = params.deep_merge(config, params.yaml_scalars(dict(workflow.config_settings.config)))
 # An overlay sets an entry to null to drop a default one (e.g. the default datasets).
-_merged = params.drop_nulls(config)
+_merged = params.drop_nulls(_typed)
 config.clear()
 config.update(_merged)
 params.validate(config, " + ".join(["params.yaml", *map(str, workflow.overwrite_configfiles)]))

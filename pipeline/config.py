@@ -73,6 +73,23 @@ COLLECTIONS = ("clustering.datasets", "clustering.methods", "tagging.corpora",
                "tagging.variants", "annotation.exports")
 
 
+def yaml_scalars(node: Any) -> Any:
+    """``--config`` values as params.yaml would read them: Snakemake parses a list or
+    mapping given there with YAML's BaseLoader, so ``seeds='[0,1]'`` arrives as
+    ``['0', '1']``; each string is read again as a YAML scalar (``'0'`` -> 0)."""
+    if isinstance(node, Mapping):
+        return {key: yaml_scalars(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [yaml_scalars(value) for value in node]
+    if isinstance(node, str):
+        try:
+            value = yaml.safe_load(node)
+        except yaml.YAMLError:
+            return node
+        return value if value is None or isinstance(value, bool | int | float | str) else node
+    return node
+
+
 def drop_nulls(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Remove collection entries set to null: an overlay's way of deleting a default entry.
 

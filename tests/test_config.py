@@ -192,3 +192,26 @@ def test_transfer_variants_start_from_the_pos_model_of_their_seed(tmp_path):
     assert workflow.tagging_models(cfg, "ewt_pos_dev") == ["bilstm_cnn_crf", "deep"]
     keys = workflow.param_keys("train_tagger", cfg, corpus="uner_ewt_dev", model="t")
     assert "tagging.transfer_corpus" in keys
+
+
+def test_config_lists_from_the_command_line_are_read_as_yaml():
+    """Snakemake parses `--config seeds='[0,1]'` with YAML's BaseLoader (['0', '1']); the
+    Snakefile reads such strings again as params.yaml would, so the README's example works
+    and a bad value is still refused by the schema."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    assert config.yaml_scalars({"seeds": ["0", "1"], "tagging": {"models": ["fast"]},
+                                "lr": "1e-3", "on": "true", "x": "null"}) == {
+        "seeds": [0, 1], "tagging": {"models": ["fast"]}, "lr": "1e-3", "on": True, "x": None}
+    snakemake = Path(sys.executable).parent / "snakemake"
+    root = Path(__file__).resolve().parents[1]
+    run = [str(snakemake), "-n", "--cores", "1", "--quiet", "rules"]
+    ok = subprocess.run([*run, "--config", "seeds=[0,1]"], cwd=root, capture_output=True,
+                        text=True)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    bad = subprocess.run([*run, "--config", "seeds=[0,-1]"], cwd=root, capture_output=True,
+                         text=True)
+    assert bad.returncode != 0
+    assert "seeds.1: -1 is less than the minimum of 0" in bad.stdout + bad.stderr
