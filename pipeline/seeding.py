@@ -120,10 +120,11 @@ def gpu_driver() -> str:
 
 
 def gpu_key(device: torch.device) -> str:
-    """What CUDA results are bit-identical across: GPU model, driver, CUDA, cuDNN, torch."""
-    return (f"{torch.cuda.get_device_name(device)} | driver {gpu_driver()} | "
-            f"CUDA {torch.version.cuda} | cuDNN {torch.backends.cudnn.version()} | "
-            f"torch {torch.__version__}")
+    """What CUDA results are bit-identical across: GPU model, driver, CUDA, cuDNN, torch
+    (the fingerprint's fields, as ``numerics.GPU_KEY`` compares them in ``replicate``)."""
+    fp = fingerprint(device)
+    return (f"{fp['gpu']} | driver {fp['gpu_driver']} | CUDA {fp['cuda']} | "
+            f"cuDNN {fp['cudnn']} | torch {fp['torch']}")
 
 
 def _cpu_model() -> str:
