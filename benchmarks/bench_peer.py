@@ -16,7 +16,10 @@ UPOS tags, so both see the same sentences):
 - ours: each variant's own epoch (``train_epoch``, the trainer's function, on the batches
   the pipeline would use), and ``predict`` over EWT dev, timed, from a model of the same
   architecture (inference time does not depend on the weights). Accuracy comes from the
-  pipeline's runs, not from here (docs/benchmarks.md).
+  pipeline's runs, not from here (docs/benchmarks.md). Beside it the ceiling: the
+  sentences/s if inference did nothing but the word BiLSTM's matrix products, at the rate
+  this CPU multiplies matrices of their shapes (what no change that keeps the model and
+  its predictions can pass).
 
 Each figure is the best of ``--epochs`` epochs (training) and of 3 passes (inference).
 """
@@ -128,7 +131,27 @@ def ours(variant: str, cfg: dict, train: list, dev: list, epochs: int) -> dict[s
         start = time.perf_counter()
         T.predict(bundle, dev, hp["eval_batch_size"])
         rate = max(rate, len(dev) / (time.perf_counter() - start))
-    return {"epoch": epoch, "sentences_per_s": rate}
+    tokens = sum(len(s.tokens) for s in dev)
+    ceiling = len(dev) / lstm_seconds(bundle.model, tokens, hp["eval_batch_size"])
+    return {"epoch": epoch, "sentences_per_s": rate, "ceiling": ceiling}
+
+
+def lstm_seconds(model, tokens: int, rows: int, repeat: int = 50) -> float:
+    """Time the word BiLSTM's matrix products alone would take over ``tokens`` tokens:
+    per layer and direction, each token's gate pre-activations are one row of
+    [input, state] x [4 * hidden] weights, timed in blocks of ``rows`` (a batch)."""
+    import torch
+
+    seconds = 0.0
+    for lstm in [model.lstm, *model.upper]:
+        width = lstm.input_size + lstm.hidden_size
+        a, b = torch.randn(rows, width), torch.randn(width, 4 * lstm.hidden_size)
+        torch.mm(a, b)  # warm-up
+        start = time.perf_counter()
+        for _ in range(repeat):
+            torch.mm(a, b)
+        seconds += 2 * tokens / rows * (time.perf_counter() - start) / repeat
+    return seconds
 
 
 def main() -> None:
@@ -166,12 +189,14 @@ def main() -> None:
     rows = [("spaCy tagger (CPU default)", peer)]
     for variant in args.variants:
         rows.append((variant, ours(variant, cfg, train, dev, args.our_epochs)))
-    print("| tagger | epoch on EWT train | x spaCy | inference on EWT dev | x spaCy |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| tagger | epoch on EWT train | x spaCy | inference on EWT dev | x spaCy "
+          "| ceiling: BiLSTM products alone |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for name, row in rows:
+        ceiling = f"{row['ceiling']:,.0f} sentences/s" if "ceiling" in row else ""
         print(f"| {name} | {row['epoch']:.1f} s | {row['epoch'] / peer['epoch']:.2f} | "
               f"{row['sentences_per_s']:,.0f} sentences/s | "
-              f"{row['sentences_per_s'] / peer['sentences_per_s']:.2f} |")
+              f"{row['sentences_per_s'] / peer['sentences_per_s']:.2f} | {ceiling} |")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ HP = {
     "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "decay": 0.05, "clip": 5.0,
     "batch_size": 4, "max_epochs": 2, "patience": 5, "eval_batch_size": 16,
     "singleton_unk": 0.5, "threads": 1, "early_stopping": True, "average_last": 1,
-    "label_smoothing": 0.0, "aux_weight": 0.0,
+    "label_smoothing": 0.0, "aux_weight": 0.0, "min_updates": 0,
 }
 # The stronger variant's components, all switched on (small sizes).
 DEEP = {**HP, "crf": False, "char_encoder": "bilstm", "layers": 2, "residual": True,
@@ -155,6 +155,33 @@ def test_equal_length_batches_cover_every_sentence_once_in_seeded_order():
     assert all(len(b) <= 3 for b in batches)
     assert batches == T.equal_length_batches(lengths, 3, np.random.default_rng(0))
     assert batches != T.equal_length_batches(lengths, 3, np.random.default_rng(1))
+
+
+@pytest.mark.parametrize("min_updates", [0, 1, 23, 24, 25, 500])
+def test_passes_per_epoch_reach_min_updates_with_the_fewest_passes(min_updates):
+    lengths = np.array([5, 1, 9, 5, 2, 8, 3, 3, 7, 1, 6, 5, 5, 5, 5])
+    hp = {**HP, "batch_size": 3, "max_epochs": 2, "min_updates": min_updates}
+    per_pass = len(T.equal_length_batches(lengths, 3, np.random.default_rng(0)))  # 12
+    passes = T.passes_per_epoch(lengths, hp)
+    assert passes >= 1 and hp["max_epochs"] * passes * per_pass >= min_updates
+    assert passes == 1 or hp["max_epochs"] * (passes - 1) * per_pass < min_updates
+
+
+def test_min_updates_trains_a_tiny_set_longer_and_stays_deterministic():
+    hp = {**HP, "crf": False, "early_stopping": False, "max_epochs": 1, "lr": 0.05}
+    sentences = corpus(40, 0)
+
+    def train_accuracy(bundle) -> float:
+        return tagging_metrics([s.tags for s in sentences],
+                               T.predict(bundle, sentences, 16), "tags")["accuracy"]
+
+    once, _ = train(hp, seed=0)  # one pass: about 13 updates
+    longer, history = train({**hp, "min_updates": 200}, seed=0)
+    again, _ = train({**hp, "min_updates": 200}, seed=0)
+    assert history["epoch"] == [1]  # the schedule keeps its one epoch
+    assert train_accuracy(longer) > train_accuracy(once) + 0.1
+    assert all(torch.equal(a, b) for a, b in zip(
+        longer.model.state_dict().values(), again.model.state_dict().values(), strict=True))
 
 
 def test_char_bilstm_runs_of_equal_length_give_the_packed_final_states():

@@ -187,20 +187,46 @@ class Tagger(nn.Module):
         self.crf = CRF(n_tags) if hp["crf"] else None
 
     def states(self, batch: Batch) -> Tensor:
-        """The top BiLSTM layer's states ``[B, L, 2 * hidden]``, after dropout."""
-        x = self.embed(batch.words)
-        if self.chars is not None:
-            x = torch.cat([x, self.chars(batch.chars, batch.char_runs)[batch.forms]], dim=2)
-        if self.lexical is not None:
-            x = torch.cat([x, self.lexical(batch.lexical)], dim=2)
-        x = self.dropout(x)
+        """The top BiLSTM layer's states ``[B, L, 2 * hidden]``, after dropout (0 on
+        padding)."""
+        h, pad = self._top(batch)
+        return pad(h)
+
+    def _top(self, batch: Batch) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+        """The top states after dropout, and the function that lays any per-token tensor
+        computed from them out as ``[B, L, ...]``. An equal-length batch runs dense
+        (``[B, L, 2 * hidden]``, laid out already). Any other is packed before its inputs
+        are embedded (the token ids are gathered, not padded features) and stays packed
+        (``[N, 2 * hidden]``, N real tokens) until a head has made it narrow: the LSTM
+        gets the same input as from padded features, and no work is spent on padding."""
         if batch.equal_lengths:
-            return self.dropout(self._stack(x, lambda lstm, data: lstm(data)[0]))
-        packed = pack_padded_sequence(x, batch.lengths, batch_first=True, enforce_sorted=False)
-        h = self._stack(packed.data, lambda lstm, data: lstm(packed._replace(data=data))[0].data)
-        h, _ = pad_packed_sequence(packed._replace(data=h), batch_first=True,
-                                   total_length=batch.words.size(1))
-        return self.dropout(h)
+            x = self._inputs(batch, batch.words, batch.forms, batch.lexical)
+            return self.dropout(self._stack(x, lambda lstm, data: lstm(data)[0])), \
+                lambda y: y
+        where = torch.arange(batch.words.numel()).view_as(batch.words)
+        packed = pack_padded_sequence(where, batch.lengths, batch_first=True,
+                                      enforce_sorted=False)
+        tokens = packed.data.to(batch.words.device)
+        lexical = None if batch.lexical is None else batch.lexical.flatten(0, 1)[tokens]
+        x = self._inputs(batch, batch.words.flatten()[tokens], batch.forms.flatten()[tokens],
+                         lexical)
+        h = self._stack(x, lambda lstm, data: lstm(packed._replace(data=data))[0].data)
+
+        def pad(y: Tensor) -> Tensor:
+            return pad_packed_sequence(packed._replace(data=y), batch_first=True,
+                                       total_length=batch.words.size(1))[0]
+        return self.dropout(h), pad
+
+    def _inputs(self, batch: Batch, words: Tensor, forms: Tensor, lexical: Tensor | None
+                ) -> Tensor:
+        """Each token's word, char-encoder and lexical features, after dropout (``words``
+        of any shape, ``[B, L]`` or packed ``[N]``)."""
+        x = self.embed(words)
+        if self.chars is not None:
+            x = torch.cat([x, self.chars(batch.chars, batch.char_runs)[forms]], dim=-1)
+        if self.lexical is not None:
+            x = torch.cat([x, self.lexical(lexical)], dim=-1)
+        return self.dropout(x)
 
     def _stack(self, x: Tensor, run: Callable[[nn.LSTM, Tensor], Tensor]) -> Tensor:
         """The BiLSTM layers over ``x``, with dropout between layers and the residual sums;
@@ -212,24 +238,25 @@ class Tagger(nn.Module):
         return out
 
     def emissions(self, batch: Batch) -> Tensor:
-        """Per-token tag scores ``[B, L, T]``."""
-        return self.out(self.states(batch))
+        """Per-token tag scores ``[B, L, T]`` (0 on padding)."""
+        h, pad = self._top(batch)
+        return pad(self.out(h))
 
     def loss(self, batch: Batch, label_smoothing: float = 0.0, aux_weight: float = 0.0
              ) -> Tensor:
         """Negative log-likelihood summed over a sentence's tokens, mean over sentences;
         plus ``aux_weight`` times each auxiliary head's. Label smoothing applies to the
         softmax heads (a CRF's likelihood has no per-token target to smooth)."""
-        h = self.states(batch)
-        scores = self.out(h)
+        h, pad = self._top(batch)
+        scores = pad(self.out(h))
         if self.crf is not None:
             loss = -self.crf.log_likelihood(scores, batch.tags, batch.mask).mean()
         else:
             loss = self._nll(scores, batch.tags, batch.mask, label_smoothing)
         if aux_weight:
             for name, head in self.aux.items():
-                loss = loss + aux_weight * self._nll(head(h), batch.aux[name], batch.mask,
-                                                     label_smoothing)
+                loss = loss + aux_weight * self._nll(pad(head(h)), batch.aux[name],
+                                                     batch.mask, label_smoothing)
         return loss
 
     @staticmethod

@@ -157,6 +157,16 @@ def equal_length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Ge
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def passes_per_epoch(lengths: np.ndarray, hp: Mapping[str, Any]) -> int:
+    """Passes over the training data in one epoch of the schedule: more than one when
+    ``max_epochs`` passes would give fewer than ``min_updates`` updates (a few hundred
+    sentences, as in an active-learning round). The lr schedule and the weight averaging
+    still count ``max_epochs`` epochs: a small set gets the recipe's shape, only longer."""
+    _, counts = np.unique(lengths, return_counts=True)
+    per_pass = int(sum(-(-counts // hp["batch_size"])))  # equal_length_batches' count
+    return max(1, -(-hp["min_updates"] // (hp["max_epochs"] * per_pass)))
+
+
 def build_vocab(train: Sequence[Sentence], hp: Mapping[str, Any]) -> tuple[list, list, list]:
     """Words (lowercased if hp says so), chars and tags of the training data, sorted."""
     words = sorted({norm(t, hp["lowercase"]) for s in train for t in s.tokens})
@@ -281,9 +291,11 @@ def train_tagger(
 
     With ``early_stopping: false`` dev joins the training data (the whole training file),
     every one of ``max_epochs`` runs, and the kept weights are the mean of the last
-    ``average_last`` epochs'. Returns the bundle and per-epoch history lists (epoch,
-    train_loss, lr, epoch_seconds; with early stopping also dev_accuracy, dev_f1 for iob2
-    and dev_score, the stopping metric); every epoch is also passed to ``log``.
+    ``average_last`` epochs'. A small training set gets several passes an epoch, so that
+    training makes at least ``min_updates`` updates (``passes_per_epoch``). Returns the
+    bundle and per-epoch history lists (epoch, train_loss, lr, epoch_seconds; with early
+    stopping also dev_accuracy, dev_f1 for iob2 and dev_score, the stopping metric); every
+    epoch is also passed to ``log``.
     """
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {sorted(SCHEMES)}, got {scheme!r}")
@@ -320,15 +332,17 @@ def train_tagger(
     history: dict[str, list[float]] = defaultdict(list)
     best_score, best_state, stale = -1.0, {}, 0
     average = WeightAverage(hp["average_last"])
+    passes = passes_per_epoch(lengths, hp)
     for epoch in range(hp["max_epochs"]):
         lr = hp["lr"] / (1.0 + hp["decay"] * epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
         start = time.perf_counter()
-        batches = equal_length_batches(lengths, hp["batch_size"], rng)
+        batches = [b for _ in range(passes)
+                   for b in equal_length_batches(lengths, hp["batch_size"], rng)]
         total = train_epoch(model, data, progress(batches, desc=f"epoch {epoch + 1}"),
                             optimizer, singletons, hp)
-        row = {"train_loss": total / len(train), "lr": lr,
+        row = {"train_loss": total / (passes * len(train)), "lr": lr,
                "epoch_seconds": time.perf_counter() - start}
         if early:
             scores = tagging_metrics([s.tags for s in dev],
