@@ -203,10 +203,10 @@ class Tagger(nn.Module):
             x = self._inputs(batch, batch.words, batch.forms, batch.lexical)
             return self.dropout(self._stack(x, lambda lstm, data: lstm(data)[0])), \
                 lambda y: y
-        where = torch.arange(batch.words.numel()).view_as(batch.words)
-        packed = pack_padded_sequence(where, batch.lengths, batch_first=True,
-                                      enforce_sorted=False)
-        tokens = packed.data.to(batch.words.device)
+        where = torch.arange(batch.words.numel(), device=batch.words.device)
+        packed = pack_padded_sequence(where.view_as(batch.words), batch.lengths,
+                                      batch_first=True, enforce_sorted=False)
+        tokens = packed.data  # its sort indices on the batch's device too, as the LSTM needs
         lexical = None if batch.lexical is None else batch.lexical.flatten(0, 1)[tokens]
         x = self._inputs(batch, batch.words.flatten()[tokens], batch.forms.flatten()[tokens],
                          lexical)
