@@ -72,15 +72,15 @@ def norm(token: str, lowercase: bool) -> str:
 
 
 def encode(bundle: TaggerBundle, sentences: Sequence[Sentence], with_tags: bool) -> Encoded:
-    """Map tokens to ids: unknown words and chars become UNK; distinct forms share a row."""
+    """Map tokens to ids: unknown words and chars become UNK; distinct forms share a row,
+    and each form's word id and lexical features are looked up once."""
     lowercase = bundle.hp["lowercase"]
     form_index: dict[str, int] = {}
-    words, forms = [], []
-    for s in sentences:
-        words.append(np.array([bundle.word_index.get(norm(t, lowercase), UNK) for t in s.tokens],
-                              dtype=np.int64))
-        forms.append(np.array([form_index.setdefault(t, len(form_index)) for t in s.tokens],
-                              dtype=np.int64))
+    forms = [np.array([form_index.setdefault(t, len(form_index)) for t in s.tokens],
+                      dtype=np.int64) for s in sentences]
+    form_words = np.array([bundle.word_index.get(norm(f, lowercase), UNK) for f in form_index]
+                          or [UNK], dtype=np.int64)
+    words = [form_words[f] for f in forms]
     spelled = [[bundle.char_index.get(c, UNK) for c in form] or [UNK] for form in form_index]
     lengths = np.array([len(c) for c in spelled] or [1], dtype=np.int64)
     table = np.full((max(len(spelled), 1), lengths.max()), PAD, dtype=np.int64)
@@ -94,8 +94,9 @@ def encode(bundle: TaggerBundle, sentences: Sequence[Sentence], with_tags: bool)
     lexical = None
     if bundle.hp["lexical_dim"]:
         lexicon, bins = lexical_tables.load(), bundle.hp["lexical_bins"]
-        lexical = [np.array([lexicon.features(t, bins) for t in s.tokens], dtype=np.int64)
-                   .reshape(-1, 2) for s in sentences]
+        form_features = np.array([lexicon.features(f, bins) for f in form_index] or [(0, 0)],
+                                 dtype=np.int64)
+        lexical = [form_features[f] for f in forms]
     return Encoded(words, forms, tags, aux, lexical, table, lengths)
 
 
@@ -387,9 +388,10 @@ def predict(bundle: TaggerBundle, sentences: Sequence[Sentence], batch_size: int
     with torch.inference_mode():
         decoded = [(rows, model.decode(make_batch(data, rows).to(device)))
                    for rows in batches_in_order([len(w) for w in data.words], batch_size)]
+    names = np.array(bundle.tags, dtype=object)
     for rows, best in decoded:  # to the host once all batches are queued
         for b, r in zip(best.cpu().numpy(), rows, strict=True):
-            out[keep[r]] = [bundle.tags[t] for t in b[:len(data.words[r])]]
+            out[keep[r]] = names[b[:len(data.words[r])]].tolist()
     model.train(was_training)
     return out
 
