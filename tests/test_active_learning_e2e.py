@@ -15,13 +15,13 @@ from pipeline import config, workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Two tiny rounds on the demo POS corpus (EWT dev, 1,800 pool sentences), one epoch each,
-# two strategies and the successor check.
+# Two tiny rounds on the demo POS corpus (EWT dev, 1,800 pool sentences), one epoch each
+# (no minimum of updates), two strategies and the successor check.
 OVERLAY = {
     "seeds": [0],
     "clustering": {"datasets": {"digits": None}},
     "tagging": {"corpora": {"uner_ewt_dev": None}, "models": [],
-                "variants": {"fast": {"max_epochs": 1, "average_last": 1}}},
+                "variants": {"fast": {"max_epochs": 1, "average_last": 1, "min_updates": 0}}},
     "active_learning": {"simulation": {
         "corpora": ["ewt_pos_dev"], "strategies": ["random", "mnlp"],
         "fractions": [0.01, 0.02],
