@@ -14,7 +14,9 @@
 # plumbing on a machine without a GPU; FRACTIONS (a YAML list) shortens the rounds and
 # CORPORA (a YAML list) picks corpora and GOLDEN=0 skips the golden jobs, for such a dry run;
 # LIMIT (seconds) stops both copies then, and only rounds both finished are compared; JOBS
-# (default 7) chains of a copy run at once.
+# (default 7) chains of a copy run at once. A GPU image without spacy-lookups-data needs
+# its two English lexeme tables (data/en_lexeme_{cluster,prob}.json.gz, with __init__.py and
+# the dist-info METADATA) as a package folder on PYTHONPATH: `fast` reads them.
 set -uo pipefail
 out=$(realpath -m "${1:?usage: gpu_al_check.sh OUT_DIR [SEED]}")
 seed=${2:-1}
