@@ -47,3 +47,25 @@ def test_tagging_profile_runs_the_ablations_on_ewt_and_the_export():
     assert workflow.tagging_models(cfg, "uner_ewt_dev") == models
     assert "deep_transfer" not in workflow.tagging_models(cfg, "ud_ewt")
     assert cfg["tagging"]["trainer"]["max_epochs"] == 20
+
+
+def test_the_tried_active_learning_overlays_change_only_what_they_state():
+    """docs/active-learning.md compares them with the profile's own rounds: same data, seeds,
+    tagger, queries and seed set, and a round at 10 % of the pool's tokens in both."""
+    profile = merged("active-learning.yaml")
+    base = profile["active_learning"]["simulation"]
+    for overlay, warm_start, rounds_to_10 in [("active-learning-warm-start.yaml", True, 2),
+                                              ("active-learning-small-steps.yaml", False, 6)]:
+        cfg = config.load(ROOT / "params.yaml", overlays=[
+            str(ROOT / "configs" / p) for p in ("active-learning.yaml", overlay)])
+        sim = cfg["active_learning"]["simulation"]
+        assert {k: v for k, v in cfg.items() if k != "active_learning"} == {
+            k: v for k, v in profile.items() if k != "active_learning"}
+        assert cfg["active_learning"]["query"] == profile["active_learning"]["query"]
+        assert (sim["corpora"], sim["successor"], sim["tagger"]) == (["ud_ewt"], None,
+                                                                      base["tagger"])
+        assert sim["strategies"][0] == "random"
+        assert set(sim["strategies"]) <= set(base["strategies"])
+        assert sim["fractions"][0] == base["fractions"][0] and sim["fractions"][-1] == 0.1
+        assert base["fractions"].index(0.1) == 2 and len(sim["fractions"]) - 1 == rounds_to_10
+        assert (sim["warm_start"], base["warm_start"]) == (warm_start, False)
