@@ -7,8 +7,9 @@ from pipeline import config, workflow
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def merged(profile: str) -> dict:
-    return config.load(ROOT / "params.yaml", overlays=[str(ROOT / "configs" / profile)])
+def merged(*profiles: str) -> dict:
+    """params.yaml with the overlays stacked in order, as `--configfile A B` does."""
+    return config.load(ROOT / "params.yaml", overlays=[str(ROOT / "configs" / p) for p in profiles])
 
 
 def test_mnist_test_profile_sets_its_stated_budgets():
@@ -56,8 +57,7 @@ def test_the_tried_active_learning_overlays_change_only_what_they_state():
     base = profile["active_learning"]["simulation"]
     for overlay, warm_start, rounds_to_10 in [("active-learning-warm-start.yaml", True, 2),
                                               ("active-learning-small-steps.yaml", False, 6)]:
-        cfg = config.load(ROOT / "params.yaml", overlays=[
-            str(ROOT / "configs" / p) for p in ("active-learning.yaml", overlay)])
+        cfg = merged("active-learning.yaml", overlay)
         sim = cfg["active_learning"]["simulation"]
         assert {k: v for k, v in cfg.items() if k != "active_learning"} == {
             k: v for k, v in profile.items() if k != "active_learning"}
